@@ -1,0 +1,45 @@
+# Thin wrappers: the work is done by Python modules in includes/.
+PYTHON ?= python3
+VENV_PY := .venv/bin/python
+# extra pytest arguments, e.g. make test PYTEST_ARGS="-k ML00a"
+PYTEST_ARGS ?=
+NOTEBOOK_DIRS := notebooks solutions
+
+.PHONY: setup datasets course test lab outputs labs cluster clean help
+
+help:
+	@echo "make course   set up, then run every lesson and solution notebook (table of results)"
+	@echo "make test     set up, then the full test suite (unit tests, strict nbval, labs, cluster)"
+	@echo "make lab      set up, then open JupyterLab for class"
+	@echo "make setup    only the set-up: virtualenv, pinned requirements, Delta jars, datasets"
+	@echo "make datasets install or verify the datasets"
+	@echo "make outputs  re-execute notebooks to refresh stored outputs (NOTEBOOKS=... for some)"
+	@echo "make labs     regenerate labs/ from solutions/"
+	@echo "make cluster  start a local standalone Spark master + worker (Ctrl-C stops)"
+
+setup:
+	@$(PYTHON) -m includes.bootstrap
+
+datasets: setup
+
+course: setup
+	@$(VENV_PY) -m includes.runner course
+
+test: setup
+	$(VENV_PY) -m pytest -n 2 --dist loadfile tests --nbval $(NOTEBOOK_DIRS) \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+lab: setup
+	$(VENV_PY) -m jupyter lab --notebook-dir=.
+
+outputs: setup
+	$(VENV_PY) -m includes.runner outputs $(NOTEBOOKS)
+
+labs:
+	$(VENV_PY) -m includes.labs generate
+
+cluster: setup
+	$(VENV_PY) -m includes.cluster
+
+clean:
+	rm -rf build work

@@ -1,0 +1,228 @@
+"""The classroom: one call gives a notebook everything it needs.
+
+``setup("ML00a")`` runs the preflight checks, creates (or reuses) the SparkSession with Delta
+Lake, gives the lesson its own working directory, and points MLflow at the course's store.
+Notebooks call it through ``includes/classroom_setup.py`` (the one setup cell).
+
+Environment variables (all optional):
+
+- ``COURSE_SPARK_MASTER``: ``local[*]`` (default), ``spark://HOST:7077`` for a standalone
+  cluster, or ``sc://HOST:15002`` for a Spark Connect server.
+- ``COURSE_WORK_ROOT``: where per-lesson working directories live (default ``<course>/work``).
+  On a multi-machine cluster this must be a path every worker can read and write.
+- ``COURSE_DATASETS_DIR``: where the datasets are installed (default ``<course>/datasets``).
+- ``MLFLOW_TRACKING_URI``: an MLflow tracking server or store (default: the course's
+  SQLite store ``<course>/mlflow/mlflow.db``).
+- ``COURSE_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default 8 locally).
+- ``COURSE_DRIVER_MEMORY``: ``spark.driver.memory`` for local runs (default ``4g``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .preflight import CourseSetupError, check_java, check_master_reachable
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+MASTER_ENV = "COURSE_SPARK_MASTER"
+DEFAULT_MASTER = "local[*]"
+DEFAULT_SHUFFLE_PARTITIONS = 8
+
+
+def course_master() -> str:
+    return os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER
+
+
+def datasets_root() -> Path:
+    return Path(os.environ.get("COURSE_DATASETS_DIR") or COURSE_ROOT / "datasets").resolve()
+
+
+def work_root() -> Path:
+    return Path(os.environ.get("COURSE_WORK_ROOT") or COURSE_ROOT / "work").resolve()
+
+
+def mlflow_store_dir() -> Path:
+    return COURSE_ROOT / "mlflow"
+
+
+def mlflow_tracking_uri() -> str:
+    """The tracking URI every notebook uses: $MLFLOW_TRACKING_URI or the course's SQLite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{mlflow_store_dir() / 'mlflow.db'}"
+
+
+def display_path(path: os.PathLike | str) -> str:
+    """A path as a learner should read it: relative to the course root when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(COURSE_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# Keeps the lock files of this process's working directories open (and so locked) until exit.
+_held_locks: dict[str, object] = {}
+
+
+def claim_working_dir(lesson: str, root: Path | None = None) -> Path:
+    """Create a fresh, empty working directory for ``lesson`` and lock it for this process.
+
+    Re-running a notebook starts from an empty directory. If another live process holds
+    ``<root>/<lesson>`` (the same notebook running twice at once), this process gets
+    ``<root>/<lesson>-<pid>`` instead, so parallel runs never touch each other's files.
+    """
+    root = Path(root) if root is not None else work_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for name in (lesson, f"{lesson}-{os.getpid()}"):
+        lock_path = root / f".{name}.lock"
+        if name in _held_locks:  # re-run in the same process: we already own it
+            handle = _held_locks[name]
+        else:
+            handle = open(lock_path, "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _held_locks[name] = handle
+        directory = root / name
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir()
+        if name != lesson:
+            atexit.register(shutil.rmtree, directory, True)
+        return directory
+    raise CourseSetupError(f"Could not claim a working directory for {lesson} under {root}")
+
+
+def _configure_python_workers() -> None:
+    # Workers must run the kernel's interpreter, or pandas UDFs fail with
+    # "No module named 'pandas'" when another python is found first on PATH.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+def _session_builder(lesson: str, master: str, working_dir: Path):
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(f"course-{lesson}")
+    local = master.startswith("local")
+    shuffle = os.environ.get("COURSE_SHUFFLE_PARTITIONS") or (str(DEFAULT_SHUFFLE_PARTITIONS) if local else None)
+    options = {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.warehouse.dir": str(working_dir / "spark-warehouse"),
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+    if shuffle:
+        options["spark.sql.shuffle.partitions"] = shuffle
+    if local:
+        options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
+    for key, value in options.items():
+        builder = builder.config(key, value)
+    return configure_spark_with_delta_pip(builder)
+
+
+def _launch_jvm(builder, log_path: Path) -> None:
+    """Start the JVM with its console output going to a log file instead of the notebook.
+
+    ipykernel captures everything written to the process's stdout/stderr, so without this the
+    JVM's warnings and Ivy's dependency report would land in whichever cell runs at the time.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf()
+    for key, value in builder._options.items():
+        conf.set(key, value)
+    log = open(log_path, "ab")
+    gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+    SparkContext._ensure_initialized(gateway=gateway, conf=conf)
+
+
+@dataclass
+class Classroom:
+    lesson: str
+    master: str
+    working_dir: Path
+    datasets_dir: Path
+    mlflow_tracking_uri: str
+    spark: object = field(repr=False)
+
+    def summary(self) -> str:
+        version = self.spark.version
+        mlflow = self.mlflow_tracking_uri
+        if mlflow.startswith("sqlite:///"):
+            mlflow = display_path(mlflow[len("sqlite:///"):])
+        return "\n".join(
+            [
+                f"Classroom ready for {self.lesson}",
+                f"  spark        : Apache Spark {version} with Delta Lake, master {self.master}",
+                f"  working_dir  : {display_path(self.working_dir)}",
+                f"  datasets_dir : {display_path(self.datasets_dir)}",
+                f"  mlflow store : {mlflow}",
+            ]
+        )
+
+
+def setup(lesson: str, datasets: tuple[str, ...] | list[str] = ()) -> Classroom:
+    """Prepare everything a notebook needs; see the module docstring for the variables."""
+    from . import datasets as course_datasets
+
+    master = course_master()
+    check_master_reachable(master)
+    if not master.startswith("sc://"):
+        check_java()
+    datasets_dir = datasets_root()
+    course_datasets.require(datasets, datasets_dir)
+    working_dir = claim_working_dir(lesson)
+    _configure_python_workers()
+
+    if master.startswith("sc://"):
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.remote(master).getOrCreate()
+    else:
+        builder = _session_builder(lesson, master, working_dir)
+        _launch_jvm(builder, working_dir.parent / f"spark-{working_dir.name}.log")
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.sparkContext.setCheckpointDir(str(working_dir / "checkpoints"))
+        spark.catalog.clearCache()
+
+    uri = mlflow_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # also seen by Spark's Python workers
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with warnings.catch_warnings():
+        # mlflow imports tqdm.auto, which warns when ipywidgets is absent; bars are off anyway
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import mlflow
+    mlflow.set_tracking_uri(uri)
+
+    return Classroom(
+        lesson=lesson,
+        master=master,
+        working_dir=working_dir,
+        datasets_dir=datasets_dir,
+        mlflow_tracking_uri=uri,
+        spark=spark,
+    )

@@ -1,0 +1,24 @@
+# The one setup cell of every notebook:   %run ../includes/classroom_setup.py <LESSON-ID> [DATASET ...]
+# It defines: spark, sc, classroom, working_dir, datasets_dir, and (for labs) the <FILL_IN>
+# placeholder plus the check functions.
+import sys as _sys
+from pathlib import Path as _Path
+
+_course_root = str(_Path(__file__).resolve().parent.parent)
+if _course_root not in _sys.path:
+    _sys.path.insert(0, _course_root)
+
+from includes.checks import LabCheckError, check, check_equal  # noqa: E402,F401
+from includes.classroom import display_path, setup as _setup  # noqa: E402,F401
+from includes.labs import enable_fill_in as _enable_fill_in  # noqa: E402
+
+if len(_sys.argv) < 2:
+    raise SystemExit("usage: %run ../includes/classroom_setup.py <LESSON-ID> [DATASET ...]")
+
+_enable_fill_in()
+classroom = _setup(_sys.argv[1], datasets=_sys.argv[2:])
+spark = classroom.spark
+sc = None if classroom.master.startswith("sc://") else spark.sparkContext
+working_dir = str(classroom.working_dir)
+datasets_dir = str(classroom.datasets_dir)
+print(classroom.summary())

@@ -1,0 +1,148 @@
+"""Execute the course's notebooks headless.
+
+``python -m includes.runner course``   runs every lesson and solution, writes executed copies and
+                                       HTML to build/, prints one line per notebook and the total.
+``python -m includes.runner outputs [NOTEBOOK ...]``  re-executes notebooks in place to refresh
+                                       their stored outputs (default: all of notebooks/ and
+                                       solutions/), then regenerates labs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+EXECUTED_DIRS = ("notebooks", "solutions")
+BUILD_DIR = COURSE_ROOT / "build"
+CELL_TIMEOUT = 1800
+
+
+@dataclass
+class Result:
+    path: Path
+    seconds: float
+    error: str | None
+    notebook: nbformat.NotebookNode
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def course_notebooks(dirs: tuple[str, ...] = EXECUTED_DIRS) -> list[Path]:
+    """Lessons then solutions, each in agenda (file name) order."""
+    return [path for name in dirs for path in sorted((COURSE_ROOT / name).glob("*.ipynb"))]
+
+
+def execute(path: Path, env: dict[str, str] | None = None, timeout: int = CELL_TIMEOUT) -> Result:
+    """Run a notebook top to bottom in a fresh kernel, in the notebook's own folder."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path).resolve()
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        # the kernel's own log (e.g. its warning about TCP transport) is not course output
+        extra_arguments=["--Application.log_level=ERROR"],
+    )
+    start = time.monotonic()
+    error = None
+    try:
+        # env (a complete environment) lets the cluster test point a notebook at a cluster
+        client.execute(**({"env": env} if env is not None else {}))
+    except CellExecutionError as exc:
+        error = _first_line_of_error(exc)
+    except Exception as exc:  # kernel died, timeout, ...
+        error = f"{type(exc).__name__}: {exc}"
+    return Result(path, time.monotonic() - start, error, nb)
+
+
+def _first_line_of_error(exc: Exception) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = str(getattr(exc, "evalue", "")).strip().splitlines()
+    return f"{ename}: {evalue[0] if evalue else ''}"
+
+
+def relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(COURSE_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def save_build(result: Result, build_dir: Path = BUILD_DIR) -> None:
+    """Write the executed notebook and its HTML rendering under build/."""
+    from nbconvert import HTMLExporter
+
+    folder = result.path.parent.name
+    executed = build_dir / "executed" / folder / result.path.name
+    html = build_dir / "html" / folder / (result.path.stem + ".html")
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    html.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(result.notebook, executed)
+    body, _ = HTMLExporter().from_notebook_node(result.notebook)
+    html.write_text(body, encoding="utf-8")
+
+
+def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
+    total = 0.0
+    failures = 0
+    print(f"Running {len(paths)} notebooks; executed copies and HTML go to {relative(build_dir)}/")
+    for path in paths:
+        result = execute(path)
+        total += result.seconds
+        save_build(result, build_dir)
+        status = "OK" if result.ok else "FAILED"
+        line = f"{status:<7}{result.seconds:7.1f} s  {relative(path)}"
+        if not result.ok:
+            failures += 1
+            line += f"\n         {result.error}"
+        print(line, flush=True)
+    print(f"{'TOTAL':<7}{total:7.1f} s  {len(paths) - failures} OK, {failures} failed")
+    return 1 if failures else 0
+
+
+def refresh_outputs(paths: list[Path]) -> int:
+    """Re-execute notebooks in place (stored outputs), then regenerate labs/."""
+    from . import labs
+
+    failures = 0
+    for path in paths:
+        result = execute(path)
+        if not result.ok:
+            failures += 1
+            print(f"FAILED {result.seconds:7.1f} s  {relative(path)}\n         {result.error}", flush=True)
+            continue
+        for cell in result.notebook.cells:
+            cell.metadata.pop("execution", None)
+        nbformat.write(result.notebook, path)
+        print(f"OK     {result.seconds:7.1f} s  {relative(path)}", flush=True)
+    for written in labs.generate():
+        print(f"lab    {relative(written)}")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m includes.runner")
+    parser.add_argument("command", choices=["course", "outputs"])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.notebooks] or course_notebooks()
+    if args.command == "course":
+        return run_course(paths)
+    return refresh_outputs(paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

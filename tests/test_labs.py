@@ -1,0 +1,175 @@
+"""Labs are generated from solutions: the generator, freshness, and every lab's checks."""
+
+import copy
+import re
+
+import nbformat
+import pytest
+
+from includes import labs
+from includes.labs import LabFormatError, analyse, make_lab, stale_labs, strip_solution
+
+SOLUTIONS = labs.solution_paths()
+
+
+def code(source, tags=()):
+    cell = nbformat.v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+def test_region_becomes_fill_in_at_its_indentation():
+    source = "# TODO: compute x\nif True:\n    # BEGIN SOLUTION\n    x = 41 + 1\n    # END SOLUTION\nprint(x)"
+    assert strip_solution(source) == "# TODO: compute x\nif True:\n    <FILL_IN>\nprint(x)"
+
+
+def test_lab_lines_give_the_stub():
+    source = "# BEGIN SOLUTION\n# LAB: df = spark.read.format(<FILL_IN>).load(path)\ndf = spark.read.format('delta').load(path)\n# END SOLUTION"
+    assert strip_solution(source) == "df = spark.read.format(<FILL_IN>).load(path)"
+
+
+def test_several_regions_in_one_cell():
+    source = "# BEGIN SOLUTION\na = 1\n# END SOLUTION\nkeep = True\n# BEGIN SOLUTION\nb = 2\n# END SOLUTION"
+    assert strip_solution(source) == "<FILL_IN>\nkeep = True\n<FILL_IN>"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("# BEGIN SOLUTION\nx = 1", "without END"),
+        ("x = 1\n# END SOLUTION", "without BEGIN"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "nested"),
+    ],
+)
+def test_malformed_regions_are_reported(source, message):
+    with pytest.raises(LabFormatError, match=message):
+        strip_solution(source)
+
+
+def test_every_todo_needs_a_check_cell():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"), code("# BEGIN SOLUTION\ny = 1\n# END SOLUTION")]
+    with pytest.raises(LabFormatError, match="no check cell before the next TODO"):
+        analyse(nb)
+    nb.cells = [code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION")]
+    with pytest.raises(LabFormatError, match="not followed by a check cell"):
+        analyse(nb)
+    nb.cells = [code("x = 1"), code("check('x', lambda: x)", tags=["check"])]
+    with pytest.raises(LabFormatError, match="no TODO cell"):
+        analyse(nb)
+
+
+def test_make_lab_clears_outputs_and_keeps_checks():
+    nb = nbformat.v4.new_notebook()
+    todo = code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION")
+    todo.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    todo.execution_count = 3
+    check_cell = code("check_equal('x', lambda: x, 1)", tags=["check"])
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lab"), todo, check_cell]
+    structure = analyse(nb)
+    assert (structure.todo_cells, structure.check_cells) == ([1], [2])
+    lab = make_lab(nb)
+    assert lab.cells[1].source == "<FILL_IN>"
+    assert lab.cells[1].outputs == [] and lab.cells[1].execution_count is None
+    assert lab.cells[2].source == check_cell.source
+    assert nb.cells[1].source.startswith("# BEGIN SOLUTION")  # the solution is untouched
+
+
+def test_labs_are_up_to_date():
+    assert SOLUTIONS, "no solutions/ notebooks"
+    assert stale_labs() == [], "labs/ is stale: run `make labs` (python -m includes.labs generate)"
+
+
+def test_stale_lab_is_detected(tmp_path):
+    solutions, lab_dir = tmp_path / "solutions", tmp_path / "labs"
+    solutions.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"), code("check('x', lambda: x)", tags=["check"])]
+    nbformat.write(nb, solutions / "X.ipynb")
+    labs.generate(solutions, lab_dir)
+    assert stale_labs(solutions, lab_dir) == []
+    nb.cells[0].source = "# BEGIN SOLUTION\nx = 2\n# LAB: x = <FILL_IN> + 1\n# END SOLUTION"
+    nbformat.write(nb, solutions / "X.ipynb")
+    assert stale_labs(solutions, lab_dir) == ["X.ipynb: differs from its solution"]
+    (lab_dir / "Orphan.ipynb").write_text("{}")
+    assert "Orphan.ipynb: has no solution in solutions/" in stale_labs(solutions, lab_dir)
+    labs.generate(solutions, lab_dir)
+    assert stale_labs(solutions, lab_dir) == []
+    assert not (lab_dir / "Orphan.ipynb").exists()
+
+
+def test_placeholder_transformer():
+    assert labs.replace_placeholders(["x = <FILL_IN>\n", "f(<FILL_IN>, 2)\n"]) == [
+        "x = __course_fill_in__()\n",
+        "f(__course_fill_in__(), 2)\n",
+    ]
+
+
+# --- every real lab ----------------------------------------------------------------------------
+
+def _error_cells(nb):
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and any(o.output_type == "error" for o in cell.outputs)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_lab_stops_at_its_first_todo_with_a_clear_message(solution):
+    from includes.runner import execute
+
+    first_todo = analyse(nbformat.read(solution, as_version=4)).todo_cells[0]
+    result = execute(labs.LABS_DIR / solution.name)
+    assert result.error is not None and result.error.startswith("TodoNotDone"), result.error
+    assert _error_cells(result.notebook) == [first_todo], "the lab failed before its first TODO"
+
+
+def _without_answer(source: str) -> str:
+    """The TODO cell with its answer removed (each region replaced by `pass`)."""
+    return re.sub(
+        r"^(\s*)# BEGIN SOLUTION\s*$.*?^\s*# END SOLUTION\s*$",
+        lambda m: f"{m.group(1)}pass",
+        source,
+        flags=re.S | re.M,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_checks_pass_on_the_answer_and_fail_without_it(solution):
+    """One kernel pass: before each TODO cell runs, run it without its answer and require the
+    following check cell to fail with LabCheckError; then run the real cell and its check."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(solution, as_version=4)
+    structure = analyse(nb, solution.name)
+    next_check = {todo: min(c for c in structure.check_cells if c > todo) for todo in structure.todo_cells}
+    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(solution.parent)}},
+                            extra_arguments=["--Application.log_level=ERROR"])
+    failures = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if index in next_check:
+                broken = copy.deepcopy(cell)
+                broken.source = _without_answer(cell.source)
+                try:
+                    client.execute_cell(broken, index)
+                except CellExecutionError:
+                    pass  # a cell without its answer may fail by itself; the check must still catch it
+                check_cell = copy.deepcopy(nb.cells[next_check[index]])
+                try:
+                    client.execute_cell(check_cell, next_check[index])
+                    failures.append(f"cell {next_check[index]} passed although TODO cell {index} had no answer")
+                except CellExecutionError as exc:
+                    if exc.ename != "LabCheckError":
+                        failures.append(f"cell {next_check[index]} failed with {exc.ename}, not LabCheckError")
+                    elif "FAIL:" not in exc.evalue:
+                        failures.append(f"cell {next_check[index]}: message does not say what failed")
+            client.execute_cell(cell, index)  # the real answer, and later its check, must pass
+    assert not failures, "\n".join(failures)
