@@ -77,3 +77,11 @@ def test_reads_like_a_lesson(path):
     markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert re.search(r"In this (lesson|lab) you will", markdown), "lists its objectives"
     assert re.search(r"^#+ .*Summary", markdown, re.M), "ends with a summary section"
+
+
+def test_readme_agenda_table_is_current():
+    from includes.agenda import README, readme_section, readme_table
+
+    assert readme_section(README.read_text(encoding="utf-8")) == readme_table(), (
+        "README's agenda table is stale: run `.venv/bin/python -m includes.agenda --write`"
+    )
