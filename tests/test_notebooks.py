@@ -40,7 +40,7 @@ def test_first_code_cell_is_the_setup_idiom(path):
     match = SETUP.match(first)
     assert match, f"first code cell must be `%run ../includes/classroom_setup.py <ID> [DATASET ...]`, got {first!r}"
     assert match.group("id") == BY_STEM[path.stem].id
-    known = set(load_manifest()) if isinstance(load_manifest(), dict) else {d["name"] for d in load_manifest()}
+    known = set(load_manifest())
     assert set(match.group("datasets").split()) <= known
 
 
