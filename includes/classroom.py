@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -217,6 +218,10 @@ def setup(lesson: str, datasets: tuple[str, ...] | list[str] = ()) -> Classroom:
         warnings.filterwarnings("ignore", message="IProgress not found")
         import mlflow
     mlflow.set_tracking_uri(uri)
+    # MLflow's INFO lines (database creation and migration, ...) carry timestamps and depend on
+    # the store's history; warnings and errors still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     return Classroom(
         lesson=lesson,

@@ -1,0 +1,60 @@
+"""The course's modelling data: San Francisco Airbnb listings, cleaned (7146 rows x 34 columns).
+
+Lessons read one Delta copy of it, made once per course folder by :func:`sf_clean_delta`.
+Treat that table as read-only: a lesson that changes data writes its own copy under
+``working_dir``. If the shared copy was modified anyway, it is rebuilt on the next call.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from .classroom import datasets_root, work_root
+
+SF_CLEAN_PARQUET = Path("airbnb-sf") / "sf-airbnb-clean.parquet"
+BOSTON_RAW_CSV = Path("airbnb-boston-raw") / "listings.csv.gz"
+SHARED_DIR_NAME = "_shared"
+SF_CLEAN_DELTA_NAME = "airbnb-sf-clean.delta"
+FIRST_COMMIT = "00000000000000000000.json"
+
+
+def sf_clean_parquet(datasets_dir: os.PathLike | str | None = None) -> str:
+    return str(Path(datasets_dir or datasets_root()) / SF_CLEAN_PARQUET)
+
+
+def boston_raw_csv(datasets_dir: os.PathLike | str | None = None) -> str:
+    return str(Path(datasets_dir or datasets_root()) / BOSTON_RAW_CSV)
+
+
+def _pristine(table: Path) -> bool:
+    """True when the table exists and has exactly its first commit (nobody wrote to it since)."""
+    log = table / "_delta_log"
+    if not (log / FIRST_COMMIT).exists():
+        return False
+    return [p.name for p in log.glob("*.json")] == [FIRST_COMMIT]
+
+
+def sf_clean_delta(spark, datasets_dir: os.PathLike | str | None = None,
+                   root: os.PathLike | str | None = None) -> str:
+    """Return the path of the Delta copy of the clean SF listings, creating it if needed.
+
+    Safe when several notebooks ask at once: creation happens under a file lock, into a
+    staging folder that is renamed into place only when the write succeeded.
+    """
+    shared = Path(root or work_root()) / SHARED_DIR_NAME
+    target = shared / SF_CLEAN_DELTA_NAME
+    if _pristine(target):
+        return str(target)
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / f".{SF_CLEAN_DELTA_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _pristine(target):
+            staging = shared / f".staging-{SF_CLEAN_DELTA_NAME}-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            spark.read.parquet(sf_clean_parquet(datasets_dir)).write.format("delta").save(str(staging))
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(staging, target)
+    return str(target)
