@@ -75,6 +75,30 @@ def display_path(path: os.PathLike | str) -> str:
 _held_locks: dict[str, object] = {}
 
 
+def error_condition(error: BaseException) -> str:
+    """The Spark error condition of an exception ("DIVIDE_BY_ZERO", "DELTA_...").
+
+    PySpark converts most JVM errors into Python exceptions with getCondition(); errors raised
+    inside a job (a task failing while writing, for example) arrive as Py4JJavaError wrapping
+    the JVM exception. This walks to the innermost condition so lessons can print the reason
+    rather than a stack trace. Falls back to the exception's class name.
+    """
+    get = getattr(error, "getCondition", None)
+    if callable(get) and get():
+        return str(get())
+    java = getattr(error, "java_exception", None)
+    found = None
+    while java is not None:
+        try:
+            condition = java.getCondition() if hasattr(java, "getCondition") else None
+        except Exception:  # not a SparkThrowable
+            condition = None
+        if condition:
+            found = str(condition)
+        java = java.getCause()
+    return found or type(error).__name__
+
+
 def claim_working_dir(lesson: str, root: Path | None = None) -> Path:
     """Create a fresh, empty working directory for ``lesson`` and lock it for this process.
 
@@ -131,7 +155,11 @@ def _session_builder(lesson: str, master: str, working_dir: Path):
         "spark.pyspark.driver.python": sys.executable,
     }
     if shuffle:
+        # Small data on few cores: the defaults (200 shuffle partitions, 50 partitions for Delta's
+        # log replay, 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead.
         options["spark.sql.shuffle.partitions"] = shuffle
+        options["spark.databricks.delta.snapshotPartitions"] = shuffle
+        options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
     if local:
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
     for key, value in options.items():
@@ -222,6 +250,9 @@ def setup(lesson: str, datasets: tuple[str, ...] | list[str] = ()) -> Classroom:
     # the store's history; warnings and errors still show.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # PySpark logs every failing DataFrame expression as a timestamped JSON line on stderr before
+    # raising the same error; the exception the learner sees says it all.
+    logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
 
     return Classroom(
         lesson=lesson,

@@ -1,5 +1,5 @@
 # The one setup cell of every notebook:   %run ../includes/classroom_setup.py <LESSON-ID> [DATASET ...]
-# It defines: spark, sc, classroom, working_dir, datasets_dir, and (for labs) the <FILL_IN>
+# It defines: spark, sc, classroom, working_dir, datasets_dir, display_path, error_condition, and (for labs) the <FILL_IN>
 # placeholder plus the check functions.
 import sys as _sys
 from pathlib import Path as _Path
@@ -9,7 +9,7 @@ if _course_root not in _sys.path:
     _sys.path.insert(0, _course_root)
 
 from includes.checks import LabCheckError, check, check_equal  # noqa: E402,F401
-from includes.classroom import display_path, setup as _setup  # noqa: E402,F401
+from includes.classroom import display_path, error_condition, setup as _setup  # noqa: E402,F401
 from includes.labs import enable_fill_in as _enable_fill_in  # noqa: E402
 
 if len(_sys.argv) < 2:

@@ -73,7 +73,9 @@ def test_ignored_cells_stay_rare():
 @pytest.mark.parametrize("path", EXECUTED, ids=ids(EXECUTED))
 def test_reads_like_a_lesson(path):
     cells = nbformat.read(path, as_version=4).cells
-    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "starts with a title"
+    lesson_id = Path(path).stem.split("_")[0]
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# {lesson_id} "), \
+        f"starts with the title '# {lesson_id} <Title>'"
     markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert re.search(r"In this (lesson|lab) you will", markdown), "lists its objectives"
     assert re.search(r"^#+ .*Summary", markdown, re.M), "ends with a summary section"
