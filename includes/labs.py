@@ -156,6 +156,14 @@ def generate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> 
     return written
 
 
+def generate_one(solution: Path, labs_dir: Path = LABS_DIR) -> Path:
+    """Write the lab of one solution notebook. Returns the lab's path."""
+    labs_dir.mkdir(parents=True, exist_ok=True)
+    target = labs_dir / Path(solution).name
+    target.write_text(lab_text(Path(solution)), encoding="utf-8")
+    return target
+
+
 def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
     """Names of labs that differ from what ``generate`` would write (or are missing/orphaned)."""
     problems = []

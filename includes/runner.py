@@ -114,7 +114,8 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
 
 
 def refresh_outputs(paths: list[Path]) -> int:
-    """Re-execute notebooks in place (stored outputs), then regenerate labs/."""
+    """Re-execute notebooks in place (stored outputs), then regenerate the labs of the solutions
+    among them (other labs are left alone: someone may be editing their solution)."""
     from . import labs
 
     failures = 0
@@ -128,8 +129,8 @@ def refresh_outputs(paths: list[Path]) -> int:
             cell.metadata.pop("execution", None)
         nbformat.write(result.notebook, path)
         print(f"OK     {result.seconds:7.1f} s  {relative(path)}", flush=True)
-    for written in labs.generate():
-        print(f"lab    {relative(written)}")
+        if path.resolve().parent == labs.SOLUTIONS_DIR.resolve():
+            print(f"lab    {relative(labs.generate_one(path))}")
     return 1 if failures else 0
 
 

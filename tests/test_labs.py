@@ -173,3 +173,17 @@ def test_checks_pass_on_the_answer_and_fail_without_it(solution):
                         failures.append(f"cell {next_check[index]}: message does not say what failed")
             client.execute_cell(cell, index)  # the real answer, and later its check, must pass
     assert not failures, "\n".join(failures)
+
+
+def test_generate_one_writes_only_that_lab(tmp_path):
+    solutions, lab_dir = tmp_path / "solutions", tmp_path / "labs"
+    solutions.mkdir()
+    for name in ("A", "B"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [code(f"# BEGIN SOLUTION\n{name.lower()} = 1\n# END SOLUTION"),
+                    code("check('x', lambda: x)", tags=["check"])]
+        nbformat.write(nb, solutions / f"{name}.ipynb")
+    written = labs.generate_one(solutions / "A.ipynb", lab_dir)
+    assert written == lab_dir / "A.ipynb" and "<FILL_IN>" in written.read_text()
+    assert sorted(p.name for p in lab_dir.iterdir()) == ["A.ipynb"]
+    assert stale_labs(solutions, lab_dir) == ["B.ipynb: missing in labs/"]
