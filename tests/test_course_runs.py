@@ -15,7 +15,11 @@ ML00B = ROOT / "notebooks" / "ML00b_Delta_Lake_Review.ipynb"
 
 
 @pytest.mark.slow
-def test_same_notebook_twice_at_once_then_again():
+def test_same_notebook_twice_at_once():
+    """Two kernels run the Delta lesson at the same time: each claims its own working directory
+    (work/ML00b and work/ML00b-<pid>), so neither sees the other's tables. Running a notebook
+    again over the state of an earlier run is covered by nbval, which runs it once more; claiming
+    and releasing the directories is unit-tested in test_classroom.py."""
     results = [None, None]
 
     def run(slot):
@@ -26,8 +30,7 @@ def test_same_notebook_twice_at_once_then_again():
         thread.start()
     for thread in threads:
         thread.join(timeout=900)
-    again = execute(ML00B)
-    for result in [*results, again]:
+    for result in results:
         assert result is not None and result.ok, result and result.error
 
 
