@@ -34,6 +34,28 @@ class Result:
     def ok(self) -> bool:
         return self.error is None
 
+    def slowest_cells(self, n: int = 3) -> list[tuple[int, float]]:
+        """The ``n`` slowest code cells as (cell index, seconds), slowest first."""
+        return sorted(cell_seconds(self.notebook).items(), key=lambda item: -item[1])[:n]
+
+    def timing_line(self, n: int = 3) -> str:
+        cells = ", ".join(f"cell {index} {seconds:.0f} s" for index, seconds in self.slowest_cells(n))
+        return f"         slowest: {cells}" if cells else ""
+
+
+def cell_seconds(nb: nbformat.NotebookNode) -> dict[int, float]:
+    """Seconds each executed code cell took, from the timing nbclient records in its metadata."""
+    from datetime import datetime
+
+    seconds = {}
+    for index, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type == "code" and start and end:
+            seconds[index] = (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                              - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return seconds
+
 
 def course_notebooks(dirs: tuple[str, ...] = EXECUTED_DIRS) -> list[Path]:
     """Lessons then solutions, each in agenda (file name) order."""
@@ -52,7 +74,7 @@ def execute(path: Path, env: dict[str, str] | None = None, timeout: int = CELL_T
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False,
+        record_timing=True,  # per-cell seconds for the run reports; removed before outputs are stored
         # the kernel's own log (e.g. its warning about TCP transport) is not course output
         extra_arguments=["--Application.log_level=ERROR"],
     )
@@ -108,6 +130,8 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
         if not result.ok:
             failures += 1
             line += f"\n         {result.error}"
+        elif result.timing_line():
+            line += "\n" + result.timing_line()
         print(line, flush=True)
     print(f"{'TOTAL':<7}{total:7.1f} s  {len(paths) - failures} OK, {failures} failed")
     return 1 if failures else 0
@@ -125,10 +149,13 @@ def refresh_outputs(paths: list[Path]) -> int:
             failures += 1
             print(f"FAILED {result.seconds:7.1f} s  {relative(path)}\n         {result.error}", flush=True)
             continue
+        timing = result.timing_line()
         for cell in result.notebook.cells:
             cell.metadata.pop("execution", None)
         nbformat.write(result.notebook, path)
         print(f"OK     {result.seconds:7.1f} s  {relative(path)}", flush=True)
+        if timing:
+            print(timing, flush=True)
         if path.resolve().parent == labs.SOLUTIONS_DIR.resolve():
             print(f"lab    {relative(labs.generate_one(path))}")
     return 1 if failures else 0
