@@ -1,0 +1,315 @@
+"""Fit times and accuracy of the course's recommenders on this machine.
+
+Run from the course folder with the course's interpreter:
+
+    .venv/bin/python benchmarks/recommenders.py              # every section
+    .venv/bin/python benchmarks/recommenders.py als          # only the named sections
+    .venv/bin/python benchmarks/recommenders.py --list       # what the sections are
+
+This is a script, not a test: it prints numbers for the prose of the notebooks (which never print
+timings themselves, because their stored outputs must be reproducible). Timings depend on the
+machine and on whatever else runs on it, so the header prints the cores and the load average.
+
+Sections (add new ones with the ``@section`` decorator; each gets a :class:`Bench` whose Spark
+session starts on first use, so sections that need no Spark stay fast):
+
+- ``als``: MovieLens 100K, ``ua.base`` -> ``ua.test`` (lesson ML16). ALS with the settings of the
+  003 notebook, the tuned ALS of ML16 (its TrainValidationSplit search and the chosen settings),
+  and ML16's baseline predictor + ALS on its residuals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+if str(COURSE_ROOT) not in sys.path:
+    sys.path.insert(0, str(COURSE_ROOT))
+
+SEED = 5757
+# The settings ML16 chose (TrainValidationSplit for plain ALS; a per-user validation split of
+# ua.base for the hybrid). Keep them in step with the notebook.
+ML16_BLOCKS = 4
+ML16_TUNING_GRID = {"rank": [10, 25], "regParam": [0.1, 0.15, 0.2]}
+ML16_TUNED_ALS = {"rank": 25, "regParam": 0.15, "maxIter": 15}
+ML16_HYBRID = {"bias_reg": 5, "rank": 50, "regParam": 0.13, "maxIter": 15}
+
+
+@dataclass
+class Section:
+    name: str
+    description: str
+    run: Callable[["Bench"], None]
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def section(name: str, description: str):
+    """Register a benchmark section under ``name`` (selectable on the command line)."""
+
+    def register(function: Callable[["Bench"], None]) -> Callable[["Bench"], None]:
+        SECTIONS[name] = Section(name, description, function)
+        return function
+
+    return register
+
+
+@dataclass
+class Bench:
+    """Shared state of a benchmark run: the Spark session (started on first use) and helpers."""
+
+    _spark: object = field(default=None, repr=False)
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from includes.classroom import setup
+
+            started = time.perf_counter()
+            classroom = setup("benchmarks", datasets=["ml-100k"])
+            self._spark = classroom.spark
+            print(f"(Spark session started in {time.perf_counter() - started:.1f} s, master {classroom.master})")
+        return self._spark
+
+    @staticmethod
+    def timed(function, *args, **kwargs):
+        """(result, seconds) of one call."""
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        return result, time.perf_counter() - started
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+# ------------------------------------------------------------------------------------------------
+# MovieLens 100K (ML16)
+# ------------------------------------------------------------------------------------------------
+
+
+@section("als", "MovieLens 100K ua.base -> ua.test: ALS (003 settings), tuned ALS, baseline + residual ALS")
+def bench_als(bench: Bench) -> None:
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.recommendation import ALS
+    from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
+    from pyspark.sql import functions as F
+
+    from includes.movielens import ratings_100k
+    from includes.recommenders import add_baseline, clipped, fit_baseline, hybrid_predict, residuals
+
+    spark = bench.spark
+    train_df = ratings_100k(spark, "ua.base").drop("timestamp").cache()
+    test_df = ratings_100k(spark, "ua.test").drop("timestamp").cache()
+    train_df.count(), test_df.count()
+    rmse = RegressionEvaluator(labelCol="rating", metricName="rmse")
+
+    # warm-up (JIT, first jobs), not timed
+    ALS(rank=5, maxIter=2, seed=SEED).fit(train_df)
+
+    rows = []
+    for rank, max_iter in [(10, 5), (10, 20), (100, 20)]:
+        model, seconds = bench.timed(ALS(rank=rank, maxIter=max_iter, seed=SEED, coldStartStrategy="drop").fit, train_df)
+        rows.append({"model": f"ALS rank {rank}, {max_iter} iter. (003 settings, 10 blocks)",
+                     "fit s": f"{seconds:.1f}", "RMSE ua.test": f"{rmse.evaluate(model.transform(test_df)):.4f}"})
+
+    als = ALS(maxIter=ML16_TUNED_ALS["maxIter"], seed=SEED, coldStartStrategy="drop",
+              numUserBlocks=ML16_BLOCKS, numItemBlocks=ML16_BLOCKS)
+    grid = (ParamGridBuilder().addGrid(als.rank, ML16_TUNING_GRID["rank"])
+            .addGrid(als.regParam, ML16_TUNING_GRID["regParam"]).build())
+    tvs = TrainValidationSplit(estimator=als, estimatorParamMaps=grid, evaluator=rmse, trainRatio=0.8,
+                               seed=SEED, parallelism=1)
+    tvs_model, seconds = bench.timed(tvs.fit, train_df)
+    rows.append({"model": f"TrainValidationSplit, {len(grid)} combinations + refit",
+                 "fit s": f"{seconds:.1f}", "RMSE ua.test": f"{rmse.evaluate(tvs_model.bestModel.transform(test_df)):.4f}"})
+
+    tuned = ALS(rank=ML16_TUNED_ALS["rank"], regParam=ML16_TUNED_ALS["regParam"], maxIter=ML16_TUNED_ALS["maxIter"],
+                seed=SEED, coldStartStrategy="drop", numUserBlocks=ML16_BLOCKS, numItemBlocks=ML16_BLOCKS)
+    model, seconds = bench.timed(tuned.fit, train_df)
+    rows.append({"model": f"tuned ALS rank {ML16_TUNED_ALS['rank']}, regParam {ML16_TUNED_ALS['regParam']}, "
+                          f"{ML16_TUNED_ALS['maxIter']} iter. ({ML16_BLOCKS} blocks)",
+                 "fit s": f"{seconds:.1f}", "RMSE ua.test": f"{rmse.evaluate(model.transform(test_df)):.4f}"})
+
+    baseline, bias_seconds = bench.timed(fit_baseline, train_df, ML16_HYBRID["bias_reg"])
+    test_scored = add_baseline(test_df, baseline).cache()
+    baseline_rmse = rmse.evaluate(test_scored.withColumn("prediction", clipped(F.col("baseline"))))
+    rows.append({"model": f"baseline mu + b_u + b_i (bias_reg {ML16_HYBRID['bias_reg']})",
+                 "fit s": f"{bias_seconds:.1f}", "RMSE ua.test": f"{baseline_rmse:.4f}"})
+
+    residuals_df = residuals(train_df, baseline).cache()
+    residuals_df.count()
+    residual_als = ALS(rank=ML16_HYBRID["rank"], regParam=ML16_HYBRID["regParam"], maxIter=ML16_HYBRID["maxIter"],
+                       seed=SEED, ratingCol="residual", numUserBlocks=ML16_BLOCKS, numItemBlocks=ML16_BLOCKS)
+    residual_model, als_seconds = bench.timed(residual_als.fit, residuals_df)
+    predictions = hybrid_predict(residual_model, test_scored)
+    rows.append({"model": f"baseline + residual ALS rank {ML16_HYBRID['rank']}, regParam {ML16_HYBRID['regParam']}, "
+                          f"{ML16_HYBRID['maxIter']} iter. (all 9430 test ratings)",
+                 "fit s": f"{bias_seconds + als_seconds:.1f}", "RMSE ua.test": f"{rmse.evaluate(predictions):.4f}"})
+
+    print_table(rows, ["model", "fit s", "RMSE ua.test"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Jester (ML16L): section "jester" goes here
+# JESTER-SECTION-MARKER
+# The settings and the NumPy ALS of ML16L; keep them in step with the notebook.
+JESTER_SEED = 42
+JESTER_ALS = {"rank": 10, "maxIter": 20, "regParam": 0.1, "blocks": 4}
+
+
+def jester_solve_side(R, M, F, reg):
+    """One vectorized ALS half-step (masked normal equations), the same code as ML16L."""
+    import numpy as np
+
+    k = F.shape[1]
+    outer = (F[:, :, None] * F[:, None, :]).reshape(F.shape[0], k * k)
+    A = (M @ outer).reshape(-1, k, k)
+    n_u = np.maximum(M.sum(axis=1), 1)
+    A[:, np.arange(k), np.arange(k)] += reg * n_u[:, None]
+    b = (M * R) @ F
+    return np.linalg.solve(A, b[:, :, None])[:, :, 0]
+
+
+def jester_als_numpy(R, M, rank, iterations, reg, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((R.shape[1], rank))
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    for _ in range(iterations):
+        X = jester_solve_side(R, M, Y, reg)
+        Y = jester_solve_side(R.T, M.T, X, reg)
+    return X, Y
+
+
+@section("jester", "Jester (ML16L): .xls load, createDataFrame with/without Arrow, NumPy ALS vs Spark ALS")
+def bench_jester(bench: Bench) -> None:
+    import numpy as np
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import functions as F
+    from threadpoolctl import threadpool_limits
+
+    from includes import datasets
+    from includes.jester import NOT_RATED, read_jester
+
+    # Bench.spark's setup only requires ml-100k: make sure Jester is there too (from the mirror
+    # in $COURSE_DATASETS_MIRROR if set, else the original URLs; a verified copy is left alone).
+    if not datasets.is_installed("jester"):
+        datasets.install(["jester"])
+
+    raw_pdf, load_s = bench.timed(read_jester)
+    ratings_pdf = raw_pdf.mask(raw_pdf == NOT_RATED)
+    rows = [{"step": "read jester-data-1.xls with pandas (calamine) + checks", "seconds": f"{load_s:.1f}", "RMSE held-out": ""}]
+
+    spark = bench.spark
+    arrow_key = "spark.sql.execution.arrow.pyspark.enabled"
+    arrow_before = spark.conf.get(arrow_key)
+    wide_pdf = ratings_pdf.reset_index()
+    long_pdf = (ratings_pdf.stack(future_stack=True).dropna().rename("rating").reset_index()
+                .astype({"user": "int32", "joke": "int32"}))
+    spark.createDataFrame(wide_pdf.head(100)).count()  # warm-up, not timed
+    try:
+        for arrow in ("true", "false"):
+            spark.conf.set(arrow_key, arrow)
+            for label, pdf in [("wide, 24983 x 101", wide_pdf), (f"long, {len(long_pdf):,} x 3", long_pdf)]:
+                _, seconds = bench.timed(lambda: spark.createDataFrame(pdf).count())
+                rows.append({"step": f"createDataFrame + count, {label}, Arrow {'on' if arrow == 'true' else 'off'}",
+                             "seconds": f"{seconds:.1f}", "RMSE held-out": ""})
+    finally:
+        spark.conf.set(arrow_key, arrow_before)
+
+    # The notebook's pipeline: wide -> unpivot -> 90/10 split of the ratings on one partition.
+    wide_df = (spark.createDataFrame(wide_pdf).withColumn("user", F.col("user").cast("int")).coalesce(1).cache())
+    joke_cols = [c for c in wide_df.columns if c != "user"]
+    long_df = (wide_df.unpivot(ids=["user"], values=joke_cols, variableColumnName="joke", valueColumnName="rating")
+               .dropna(subset=["rating"]).withColumn("joke", F.col("joke").cast("int")).cache())
+    train_df, test_df = [df.cache() for df in long_df.randomSplit([0.9, 0.1], seed=JESTER_SEED)]
+    _, seconds = bench.timed(lambda: (long_df.count(), train_df.count(), test_df.count()))
+    rows.append({"step": "unpivot to long + randomSplit 90/10 (cached, counted)", "seconds": f"{seconds:.1f}", "RMSE held-out": ""})
+    (train_pdf, test_pdf), seconds = bench.timed(lambda: (train_df.toPandas(), test_df.toPandas()))
+    rows.append({"step": f"toPandas of train ({len(train_pdf):,}) and held-out ({len(test_pdf):,}) ratings",
+                 "seconds": f"{seconds:.1f}", "RMSE held-out": ""})
+
+    n_users, n_jokes = ratings_pdf.shape
+    R = np.zeros((n_users, n_jokes))
+    M = np.zeros((n_users, n_jokes))
+    users, jokes = train_pdf["user"].to_numpy() - 1, train_pdf["joke"].to_numpy() - 1
+    R[users, jokes] = train_pdf["rating"].to_numpy()
+    M[users, jokes] = 1.0
+    test_users, test_jokes = test_pdf["user"].to_numpy() - 1, test_pdf["joke"].to_numpy() - 1
+
+    def numpy_rmse(X, Y):
+        prediction = np.einsum("ij,ij->i", X[test_users], Y[test_jokes])
+        return float(np.sqrt(np.mean((prediction - test_pdf["rating"].to_numpy()) ** 2)))
+
+    settings = f"rank {JESTER_ALS['rank']}, {JESTER_ALS['maxIter']} iter., reg {JESTER_ALS['regParam']}"
+    for threads, label in [(None, "BLAS threads: default"), (1, "1 BLAS thread, as in ML16L")]:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            (X, Y), seconds = bench.timed(jester_als_numpy, R, M, JESTER_ALS["rank"], JESTER_ALS["maxIter"],
+                                          JESTER_ALS["regParam"], JESTER_SEED)
+        rows.append({"step": f"NumPy ALS fit ({settings}; {label})", "seconds": f"{seconds:.1f}",
+                     "RMSE held-out": f"{numpy_rmse(X, Y):.4f}"})
+
+    ALS(userCol="user", itemCol="joke", ratingCol="rating", rank=5, maxIter=2, seed=JESTER_SEED).fit(train_df)  # warm-up
+    als = ALS(userCol="user", itemCol="joke", ratingCol="rating", rank=JESTER_ALS["rank"], maxIter=JESTER_ALS["maxIter"],
+              regParam=JESTER_ALS["regParam"], seed=JESTER_SEED, coldStartStrategy="drop",
+              numUserBlocks=JESTER_ALS["blocks"], numItemBlocks=JESTER_ALS["blocks"])
+    model, seconds = bench.timed(als.fit, train_df)
+    rmse = RegressionEvaluator(labelCol="rating", metricName="rmse").evaluate(model.transform(test_df))
+    rows.append({"step": f"Spark ALS fit ({settings}, {JESTER_ALS['blocks']} blocks, local)", "seconds": f"{seconds:.1f}",
+                 "RMSE held-out": f"{rmse:.4f}"})
+
+    print_table(rows, ["step", "seconds", "RMSE held-out"])
+    jvm_options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")
+    print(f"driver JVM options: {jvm_options or '(none)'}")
+
+# ------------------------------------------------------------------------------------------------
+# Streaming (ML17): section "streaming" goes here
+# STREAMING-SECTION-MARKER
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/recommenders.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sections", nargs="*", help=f"sections to run (default: all): {', '.join(SECTIONS)}")
+    parser.add_argument("--list", action="store_true", help="list the sections and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for entry in SECTIONS.values():
+            print(f"{entry.name:<12}{entry.description}")
+        return 0
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+
+    import pyspark
+
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min); pyspark {pyspark.__version__}")
+    bench = Bench()
+    for name in args.sections or list(SECTIONS):
+        entry = SECTIONS[name]
+        print(f"\n== {entry.name}: {entry.description}")
+        started = time.perf_counter()
+        entry.run(bench)
+        print(f"(section {entry.name}: {time.perf_counter() - started:.1f} s)")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nload average at the end: {load}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
