@@ -6,8 +6,7 @@ ratings of jokes 1..100, real numbers from -10.00 to +10.00, where the value **9
 rated"**. A rating of exactly 0.0 is a real rating (the middle of the scale), not a gap.
 
 Spark has no reader for ``.xls``, so the file is read on the driver with pandas (the
-``calamine`` engine of python-calamine reads it in about 1.5 s; xlrd takes several times
-longer and is deprecated for this in pandas 3) and handed to Spark with
+``calamine`` engine of python-calamine, about 1.5 s on an idle machine) and handed to Spark with
 ``spark.createDataFrame`` (with Arrow on, as the course's sessions are).
 
 - :func:`read_jester` ``(path=None, datasets_dir=None)``: the 24983 x 100 ratings as a pandas

@@ -23,19 +23,3 @@ def fake_java(tmp_path):
 
     return make
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Units of work for `pytest -n 2 --dist loadgroup` (make test).
-
-    The cells of one notebook (nbval) and the tests of one module share a group, so they run in
-    order in one worker, but every test that executes whole notebooks (marked slow or cluster)
-    is a group of its own: the two workers then share the lab runs instead of one worker
-    getting all of tests/test_labs.py. Runs before xdist's own hook, which reads the marks.
-    """
-    for item in items:
-        if item.get_closest_marker("slow") or item.get_closest_marker("cluster"):
-            group = item.nodeid
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
