@@ -16,6 +16,10 @@ session starts on first use, so sections that need no Spark stay fast):
 - ``als``: MovieLens 100K, ``ua.base`` -> ``ua.test`` (lesson ML16). ALS with the settings of the
   003 notebook, the tuned ALS of ML16 (its TrainValidationSplit search and the chosen settings),
   and ML16's baseline predictor + ALS on its residuals.
+- ``jester``: the Jester lab (ML16L): loading, Arrow on/off, NumPy ALS against Spark ALS.
+- ``streaming``: ML17's streaming SGD on MovieLens latest-small replayed as files: per-batch
+  latency and throughput, with and without the per-batch held-out evaluation, and with larger
+  batches.
 """
 
 from __future__ import annotations
@@ -46,16 +50,18 @@ class Section:
     name: str
     description: str
     run: Callable[["Bench"], None]
+    datasets: tuple[str, ...] = ()
 
 
 SECTIONS: dict[str, Section] = {}
 
 
-def section(name: str, description: str):
-    """Register a benchmark section under ``name`` (selectable on the command line)."""
+def section(name: str, description: str, datasets: tuple[str, ...] = ()):
+    """Register a benchmark section under ``name`` (selectable on the command line); ``datasets``
+    are installed (from the mirror or the original URLs) before it runs if they are missing."""
 
     def register(function: Callable[["Bench"], None]) -> Callable[["Bench"], None]:
-        SECTIONS[name] = Section(name, description, function)
+        SECTIONS[name] = Section(name, description, function, tuple(datasets))
         return function
 
     return register
@@ -73,7 +79,7 @@ class Bench:
             from includes.classroom import setup
 
             started = time.perf_counter()
-            classroom = setup("benchmarks", datasets=["ml-100k"])
+            classroom = setup("benchmarks")
             self._spark = classroom.spark
             print(f"(Spark session started in {time.perf_counter() - started:.1f} s, master {classroom.master})")
         return self._spark
@@ -99,7 +105,8 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-@section("als", "MovieLens 100K ua.base -> ua.test: ALS (003 settings), tuned ALS, baseline + residual ALS")
+@section("als", "MovieLens 100K ua.base -> ua.test: ALS (003 settings), tuned ALS, baseline + residual ALS",
+         datasets=("ml-100k",))
 def bench_als(bench: Bench) -> None:
     from pyspark.ml.evaluation import RegressionEvaluator
     from pyspark.ml.recommendation import ALS
@@ -193,7 +200,8 @@ def jester_als_numpy(R, M, rank, iterations, reg, seed):
     return X, Y
 
 
-@section("jester", "Jester (ML16L): .xls load, createDataFrame with/without Arrow, NumPy ALS vs Spark ALS")
+@section("jester", "Jester (ML16L): .xls load, createDataFrame with/without Arrow, NumPy ALS vs Spark ALS",
+         datasets=("jester",))
 def bench_jester(bench: Bench) -> None:
     import numpy as np
     from pyspark.ml.evaluation import RegressionEvaluator
@@ -201,13 +209,7 @@ def bench_jester(bench: Bench) -> None:
     from pyspark.sql import functions as F
     from threadpoolctl import threadpool_limits
 
-    from includes import datasets
     from includes.jester import NOT_RATED, read_jester
-
-    # Bench.spark's setup only requires ml-100k: make sure Jester is there too (from the mirror
-    # in $COURSE_DATASETS_MIRROR if set, else the original URLs; a verified copy is left alone).
-    if not datasets.is_installed("jester"):
-        datasets.install(["jester"])
 
     raw_pdf, load_s = bench.timed(read_jester)
     ratings_pdf = raw_pdf.mask(raw_pdf == NOT_RATED)
@@ -278,6 +280,87 @@ def bench_jester(bench: Bench) -> None:
 # ------------------------------------------------------------------------------------------------
 # Streaming (ML17): section "streaming" goes here
 # STREAMING-SECTION-MARKER
+# The settings of ML17; keep them in step with the notebook.
+ML17_SPLIT = {"heldout_fraction": 0.1, "seed": 42, "offline_fraction": 0.6}
+ML17_RANK = 10  # the offline model is sa.fit_offline_model with its defaults (as in the notebook)
+ML17_SGD = {"gamma": 0.005, "reg": 0.1, "init_scale": 0.01, "seed": 42}
+ML17_FILES = 10
+ML17_CONF = {"spark.sql.shuffle.partitions": "2", "spark.databricks.delta.snapshotPartitions": "2"}
+# (number of replay files, held-out RMSE after every batch?) for the throughput runs
+ML17_RUNS = [(ML17_FILES, True), (ML17_FILES, False), (3, True)]
+
+
+def _ml17_offline_model(spark):
+    """ML17's data split and offline model: (offline_df, stream_df, heldout_df, mu, users_df, items_df)."""
+    from pyspark.sql import functions as F
+
+    from includes import streaming_als as sa
+    from includes.movielens import ratings_latest_small
+
+    ratings_df = ratings_latest_small(spark).cache()
+    train_df, heldout_df = sa.holdout_split(ratings_df, ML17_SPLIT["heldout_fraction"], ML17_SPLIT["seed"])
+    cutoff = sa.time_cutoff(train_df, ML17_SPLIT["offline_fraction"])
+    offline_df = train_df.filter(F.col("timestamp") < cutoff).cache()
+    stream_df = train_df.filter(F.col("timestamp") >= cutoff).cache()
+    mu, users_df, items_df = sa.fit_offline_model(offline_df, rank=ML17_RANK)
+    return offline_df, stream_df, heldout_df.cache(), mu, users_df, items_df
+
+
+@section("streaming", "MovieLens latest-small replayed as files: streaming SGD throughput and per-batch latency (ML17)",
+         datasets=("ml-latest-small",))
+def bench_streaming(bench: Bench) -> None:
+    import statistics
+    import tempfile
+
+    from includes import streaming_als as sa
+    from includes.classroom import work_root
+    spark = bench.spark
+    (offline_df, stream_df, heldout_df, mu, users_df, items_df), fit_seconds = bench.timed(_ml17_offline_model, spark)
+    offline_count, stream_count = offline_df.count(), stream_df.count()
+    print(f"offline model (baseline + residual ALS rank {ML17_RANK}, {offline_count} ratings): "
+          f"{fit_seconds:.1f} s; stream: {stream_count} ratings")
+    params = sa.SGDParams(rank=ML17_RANK, **ML17_SGD)
+
+    rows = []
+    # as in the notebook: 2 shuffle (and Delta log replay) partitions for the small micro-batches
+    saved = {key: spark.conf.get(key) for key in ML17_CONF}
+    for key, value in ML17_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ml17-", dir=work_root()) as scratch:
+            for run, (n_files, evaluate) in enumerate(ML17_RUNS):
+                root = f"{scratch}/run{run}"
+                model = sa.StreamingSGD(f"{root}/model", params, app_id=f"bench-{run}", evaluate=evaluate)
+                _, init_seconds = bench.timed(model.initialize, users_df, items_df, heldout_df, mu, offline_count)
+                replay = sa.ReplayFiles(stream_df, n_files)
+                replay.write(f"{root}/incoming")
+                started = time.perf_counter()
+                query = (sa.replay_stream(spark, f"{root}/incoming").writeStream.foreachBatch(model)
+                         .option("checkpointLocation", f"{root}/checkpoint").trigger(availableNow=True).start())
+                query.awaitTermination()
+                wall = time.perf_counter() - started
+                batches = [p for p in query.recentProgress if p["numInputRows"]]
+                seconds = [p["durationMs"]["triggerExecution"] / 1000 for p in batches]
+                ratings = sum(p["numInputRows"] for p in batches)
+                final = model.last_progress(spark)
+                rows.append({
+                    "files": n_files,
+                    "ratings/batch": f"{ratings / len(batches):.0f}",
+                    "held-out eval": "yes" if evaluate else "no",
+                    "init s": f"{init_seconds:.1f}",
+                    "batch s median (min-max)": f"{statistics.median(seconds):.1f} ({min(seconds):.1f}-{max(seconds):.1f})",
+                    "query wall s": f"{wall:.1f}",
+                    "ratings/s": f"{ratings / sum(seconds):.0f}",
+                    "ratings/s median batch": f"{ratings / len(batches) / statistics.median(seconds):.0f}",
+                    "final held-out RMSE": "-" if final.heldout_rmse is None else f"{final.heldout_rmse:.4f}",
+                })
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    print_table(rows, list(rows[0]))
+    print("batch s: a micro-batch's triggerExecution time (the query's progress reports); ratings/s: all streamed "
+          "ratings / sum of the batch times; ratings/s median batch: ratings per batch / median batch time")
+
 
 # ------------------------------------------------------------------------------------------------
 
@@ -297,12 +380,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyspark
 
+    from includes import datasets
+
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min); pyspark {pyspark.__version__}")
     bench = Bench()
     for name in args.sections or list(SECTIONS):
         entry = SECTIONS[name]
         print(f"\n== {entry.name}: {entry.description}")
+        missing = [dataset for dataset in entry.datasets if not datasets.is_installed(dataset)]
+        if missing:  # from $COURSE_DATASETS_MIRROR if set, else the original URLs
+            datasets.install(missing)
         started = time.perf_counter()
         entry.run(bench)
         print(f"(section {entry.name}: {time.perf_counter() - started:.1f} s)")
