@@ -26,7 +26,7 @@ course: setup
 	@$(VENV_PY) -m includes.runner course
 
 test: setup
-	$(VENV_PY) -m pytest -n 2 --dist loadfile tests --nbval $(NOTEBOOK_DIRS) \
+	$(VENV_PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder tests --nbval $(NOTEBOOK_DIRS) \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lab: setup
