@@ -16,7 +16,8 @@ Environment variables (all optional):
 - ``COURSE_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default 8 locally).
 - ``COURSE_DRIVER_MEMORY``: ``spark.driver.memory`` for local runs (default ``4g``).
 - ``COURSE_DRIVER_JAVA_OPTIONS``: JVM options of the local driver (default: the parallel GC;
-  set it empty for the JVM's defaults).
+  set it empty for the JVM's defaults). They come after :data:`REPRODUCIBLE_JAVA_OPTIONS`,
+  which every course JVM gets (driver and executors), so an option given here wins.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ COURSE_ROOT = Path(__file__).resolve().parent.parent
 MASTER_ENV = "COURSE_SPARK_MASTER"
 DEFAULT_MASTER = "local[*]"
 DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
+# Spark's BLAS (dev.ludovic.netlib's VectorBLAS) runs on the JDK Vector API, whose vectors are as
+# wide as the CPU allows: 4 doubles with AVX2, 8 with AVX-512. A dot product then adds its terms in
+# another order, and results differ in the last bits from one x86 machine to the next; ill-conditioned
+# fits amplify that into printed digits (ML05's all-features regression: RMSE 220.49 with AVX2,
+# 220.47 with AVX-512). Capping vectors at 256 bits makes every x86-64 machine with AVX2 or AVX-512
+# compute exactly the numbers stored in the notebooks.
+REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
 DEFAULT_SHUFFLE_PARTITIONS = 8
 
 
@@ -163,14 +171,17 @@ def _session_builder(lesson: str, master: str, working_dir: Path):
         options["spark.sql.shuffle.partitions"] = shuffle
         options["spark.databricks.delta.snapshotPartitions"] = shuffle
         options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
+    options["spark.driver.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
     if local:
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
         # The throughput GC suits short-lived course JVMs. The JIT stays at its default: limiting it
         # to C1 (-XX:TieredStopAtLevel=1) saved ~4 s of warm-up but made long JVM computations 2x
         # slower (ALS rank 50: 13.9 s vs 7.0 s; ML16L 152 s vs 100 s; ML03 60 s vs 61 s, ML00b
         # 103 s vs 97 s, on 2 cores).
-        options["spark.driver.extraJavaOptions"] = os.environ.get(
-            "COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
+        driver_options = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
+        options["spark.driver.extraJavaOptions"] = f"{REPRODUCIBLE_JAVA_OPTIONS} {driver_options}".strip()
+    else:
+        options["spark.executor.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
     for key, value in options.items():
         builder = builder.config(key, value)
     return configure_spark_with_delta_pip(builder)

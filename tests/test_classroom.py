@@ -1,5 +1,7 @@
-"""Unit tests of includes.classroom helpers that need no JVM."""
+"""Unit tests of includes.classroom helpers (one of them starts a JVM)."""
 import os
+import subprocess
+import sys
 
 from includes import classroom
 from includes.classroom import claim_working_dir, display_path, error_condition
@@ -53,3 +55,37 @@ def test_display_path_is_relative_to_the_course_root():
     inside = classroom.COURSE_ROOT / "work" / "MLX" / "table"
     assert display_path(inside) == os.path.join("work", "MLX", "table")
     assert display_path("/elsewhere/x") == "/elsewhere/x"
+
+
+def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DRIVER_JAVA_OPTIONS", "-XX:MaxVectorSize=64 -Xss4m")
+    local = classroom._session_builder("MLX", "local[2]", tmp_path)._options
+    # the course's options first, so that the user's own (here a wider vector) win
+    assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:MaxVectorSize=64 -Xss4m"
+    monkeypatch.delenv("COURSE_DRIVER_JAVA_OPTIONS")
+    local = classroom._session_builder("MLX", "local[2]", tmp_path)._options
+    assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:+UseParallelGC"
+    cluster = classroom._session_builder("MLX", "spark://somewhere:7077", tmp_path)._options
+    assert cluster["spark.driver.extraJavaOptions"] == classroom.REPRODUCIBLE_JAVA_OPTIONS
+    assert cluster["spark.executor.extraJavaOptions"] == classroom.REPRODUCIBLE_JAVA_OPTIONS
+
+
+SPECIES_PROBE = """
+import sys
+from pathlib import Path
+from includes import classroom
+builder = classroom._session_builder("MLX", "local[1]", Path(sys.argv[1]))
+classroom._launch_jvm(builder, Path(sys.argv[1]) / "jvm.log")
+jvm = builder.getOrCreate()._jvm
+print(jvm.jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length(),
+      jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName())
+"""
+
+
+def test_spark_blas_adds_four_lanes_even_on_an_avx512_machine(tmp_path):
+    """On an AVX-512 CPU the JVM would pick 8 lanes, and ML05's stored RMSE 220.49 became 220.47."""
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_DRIVER_JAVA_OPTIONS"}
+    probe = subprocess.run([sys.executable, "-c", SPECIES_PROBE, str(tmp_path)], cwd=classroom.COURSE_ROOT,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert probe.stdout.split() == ["4", "VectorBLAS"]
