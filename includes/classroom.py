@@ -171,17 +171,18 @@ def _session_builder(lesson: str, master: str, working_dir: Path):
         options["spark.sql.shuffle.partitions"] = shuffle
         options["spark.databricks.delta.snapshotPartitions"] = shuffle
         options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
-    options["spark.driver.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
+    driver_java_options = REPRODUCIBLE_JAVA_OPTIONS
     if local:
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
         # The throughput GC suits short-lived course JVMs. The JIT stays at its default: limiting it
         # to C1 (-XX:TieredStopAtLevel=1) saved ~4 s of warm-up but made long JVM computations 2x
         # slower (ALS rank 50: 13.9 s vs 7.0 s; ML16L 152 s vs 100 s; ML03 60 s vs 61 s, ML00b
         # 103 s vs 97 s, on 2 cores).
-        driver_options = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
-        options["spark.driver.extraJavaOptions"] = f"{REPRODUCIBLE_JAVA_OPTIONS} {driver_options}".strip()
+        own = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
+        driver_java_options = f"{driver_java_options} {own}".strip()
     else:
         options["spark.executor.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
+    options["spark.driver.extraJavaOptions"] = driver_java_options
     for key, value in options.items():
         builder = builder.config(key, value)
     return configure_spark_with_delta_pip(builder)

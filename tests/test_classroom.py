@@ -71,12 +71,8 @@ def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypat
 
 
 SPECIES_PROBE = """
-import sys
-from pathlib import Path
 from includes import classroom
-builder = classroom._session_builder("MLX", "local[1]", Path(sys.argv[1]))
-classroom._launch_jvm(builder, Path(sys.argv[1]) / "jvm.log")
-jvm = builder.getOrCreate()._jvm
+jvm = classroom.setup("MLX").spark._jvm
 print(jvm.jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length(),
       jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName())
 """
@@ -85,7 +81,9 @@ print(jvm.jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length(),
 def test_spark_blas_adds_four_lanes_even_on_an_avx512_machine(tmp_path):
     """On an AVX-512 CPU the JVM would pick 8 lanes, and ML05's stored RMSE 220.49 became 220.47."""
     env = {k: v for k, v in os.environ.items() if k != "COURSE_DRIVER_JAVA_OPTIONS"}
-    probe = subprocess.run([sys.executable, "-c", SPECIES_PROBE, str(tmp_path)], cwd=classroom.COURSE_ROOT,
+    env.update(COURSE_SPARK_MASTER="local[1]", COURSE_WORK_ROOT=str(tmp_path / "work"),
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    probe = subprocess.run([sys.executable, "-c", SPECIES_PROBE], cwd=classroom.COURSE_ROOT,
                            env=env, capture_output=True, text=True, timeout=300)
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.split() == ["4", "VectorBLAS"]
