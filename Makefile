@@ -18,12 +18,12 @@ help:
 	@echo "make cluster  start a local standalone Spark master + worker (Ctrl-C stops)"
 
 setup:
-	@$(PYTHON) -m includes.bootstrap
+	@$(PYTHON) -m includes.tools.bootstrap
 
 datasets: setup
 
 course: setup
-	@$(VENV_PY) -m includes.runner course
+	@$(VENV_PY) -m includes.tools.runner course
 
 test: setup
 	$(VENV_PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder tests --nbval $(NOTEBOOK_DIRS) \
@@ -33,13 +33,13 @@ lab: setup
 	$(VENV_PY) -m jupyter lab --notebook-dir=.
 
 outputs: setup
-	$(VENV_PY) -m includes.runner outputs $(NOTEBOOKS)
+	$(VENV_PY) -m includes.tools.runner outputs $(NOTEBOOKS)
 
 labs:
-	$(VENV_PY) -m includes.labs generate
+	$(VENV_PY) -m includes.tools.labs generate
 
 cluster: setup
-	$(VENV_PY) -m includes.cluster
+	$(VENV_PY) -m includes.tools.cluster
 
 clean:
 	rm -rf build work

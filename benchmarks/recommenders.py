@@ -76,7 +76,7 @@ class Bench:
     @property
     def spark(self):
         if self._spark is None:
-            from includes.classroom import setup
+            from includes.runtime.classroom import setup
 
             started = time.perf_counter()
             classroom = setup("benchmarks")
@@ -113,8 +113,8 @@ def bench_als(bench: Bench) -> None:
     from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
     from pyspark.sql import functions as F
 
-    from includes.movielens import ratings_100k
-    from includes.recommenders import add_baseline, clipped, fit_baseline, hybrid_predict, residuals
+    from includes.data.movielens import ratings_100k
+    from includes.lessons.recommenders import add_baseline, clipped, fit_baseline, hybrid_predict, residuals
 
     spark = bench.spark
     train_df = ratings_100k(spark, "ua.base").drop("timestamp").cache()
@@ -209,7 +209,7 @@ def bench_jester(bench: Bench) -> None:
     from pyspark.sql import functions as F
     from threadpoolctl import threadpool_limits
 
-    from includes.jester import NOT_RATED, read_jester
+    from includes.data.jester import NOT_RATED, read_jester
 
     raw_pdf, load_s = bench.timed(read_jester)
     ratings_pdf = raw_pdf.mask(raw_pdf == NOT_RATED)
@@ -294,8 +294,8 @@ def _ml17_offline_model(spark):
     """ML17's data split and offline model: (offline_df, stream_df, heldout_df, mu, users_df, items_df)."""
     from pyspark.sql import functions as F
 
-    from includes import streaming_als as sa
-    from includes.movielens import ratings_latest_small
+    from includes.lessons import streaming_sgd as sa
+    from includes.lessons.replay import ReplayFiles, replay_stream
 
     ratings_df = ratings_latest_small(spark).cache()
     train_df, heldout_df = sa.holdout_split(ratings_df, ML17_SPLIT["heldout_fraction"], ML17_SPLIT["seed"])
@@ -312,8 +312,9 @@ def bench_streaming(bench: Bench) -> None:
     import statistics
     import tempfile
 
-    from includes import streaming_als as sa
-    from includes.classroom import work_root
+    from includes.lessons import streaming_sgd as sa
+    from includes.lessons.replay import ReplayFiles, replay_stream
+    from includes.paths import work_root
     spark = bench.spark
     (offline_df, stream_df, heldout_df, mu, users_df, items_df), fit_seconds = bench.timed(_ml17_offline_model, spark)
     offline_count, stream_count = offline_df.count(), stream_df.count()
@@ -332,10 +333,10 @@ def bench_streaming(bench: Bench) -> None:
                 root = f"{scratch}/run{run}"
                 model = sa.StreamingSGD(f"{root}/model", params, app_id=f"bench-{run}", evaluate=evaluate)
                 _, init_seconds = bench.timed(model.initialize, users_df, items_df, heldout_df, mu, offline_count)
-                replay = sa.ReplayFiles(stream_df, n_files)
+                replay = ReplayFiles(stream_df, n_files, order_by=sa.REPLAY_ORDER, prefix="ratings")
                 replay.write(f"{root}/incoming")
                 started = time.perf_counter()
-                query = (sa.replay_stream(spark, f"{root}/incoming").writeStream.foreachBatch(model)
+                query = (replay_stream(spark, f"{root}/incoming", sa.RATINGS_DDL).writeStream.foreachBatch(model)
                          .option("checkpointLocation", f"{root}/checkpoint").trigger(availableNow=True).start())
                 query.awaitTermination()
                 wall = time.perf_counter() - started
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyspark
 
-    from includes import datasets
+    from includes.data import datasets
 
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min); pyspark {pyspark.__version__}")

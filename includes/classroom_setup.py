@@ -8,9 +8,10 @@ _course_root = str(_Path(__file__).resolve().parent.parent)
 if _course_root not in _sys.path:
     _sys.path.insert(0, _course_root)
 
-from includes.checks import LabCheckError, check, check_equal  # noqa: E402,F401
-from includes.classroom import display_path, error_condition, setup as _setup  # noqa: E402,F401
-from includes.labs import enable_fill_in as _enable_fill_in  # noqa: E402
+from includes.paths import display_path  # noqa: E402,F401
+from includes.runtime.checks import LabCheckError, check, check_equal  # noqa: E402,F401
+from includes.runtime.checks import enable_fill_in as _enable_fill_in  # noqa: E402
+from includes.runtime.classroom import error_condition, setup as _setup  # noqa: E402,F401
 
 if len(_sys.argv) < 2:
     raise SystemExit("usage: %run ../includes/classroom_setup.py <LESSON-ID> [DATASET ...]")
@@ -18,7 +19,7 @@ if len(_sys.argv) < 2:
 _enable_fill_in()
 classroom = _setup(_sys.argv[1], datasets=_sys.argv[2:])
 spark = classroom.spark
-sc = None if classroom.master.startswith("sc://") else spark.sparkContext
+sc = spark.sparkContext
 working_dir = str(classroom.working_dir)
 datasets_dir = str(classroom.datasets_dir)
 print(classroom.summary())

@@ -1,6 +1,6 @@
 import pytest
 
-from includes.checks import LabCheckError, TodoNotDone, check, check_equal, fill_in
+from includes.runtime.checks import LabCheckError, TodoNotDone, check, check_equal, fill_in
 
 
 def test_check_passes_and_says_so(capsys):

@@ -1,10 +1,11 @@
-"""Unit tests of includes.classroom helpers (one of them starts a JVM)."""
+"""Unit tests of includes.runtime.classroom helpers (one of them starts a JVM)."""
 import os
 import subprocess
 import sys
 
-from includes import classroom
-from includes.classroom import claim_working_dir, display_path, error_condition
+from includes.paths import COURSE_ROOT, display_path
+from includes.runtime.classroom import claim_working_dir, error_condition
+from includes.runtime.spark import REPRODUCIBLE_JAVA_OPTIONS, delta_package, recorded_jars, session_options
 
 
 class FakeJava:
@@ -52,38 +53,49 @@ def test_working_dirs_are_reset_and_never_shared(tmp_path):
 
 
 def test_display_path_is_relative_to_the_course_root():
-    inside = classroom.COURSE_ROOT / "work" / "MLX" / "table"
+    inside = COURSE_ROOT / "work" / "MLX" / "table"
     assert display_path(inside) == os.path.join("work", "MLX", "table")
     assert display_path("/elsewhere/x") == "/elsewhere/x"
 
 
 def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DRIVER_JAVA_OPTIONS", "-XX:MaxVectorSize=64 -Xss4m")
-    local = classroom._session_builder("MLX", "local[2]", tmp_path)._options
+    local = session_options("MLX", "local[2]", tmp_path, jars=["x.jar"])
     # the course's options first, so that the user's own (here a wider vector) win
     assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:MaxVectorSize=64 -Xss4m"
     monkeypatch.delenv("COURSE_DRIVER_JAVA_OPTIONS")
-    local = classroom._session_builder("MLX", "local[2]", tmp_path)._options
+    local = session_options("MLX", "local[2]", tmp_path, jars=["x.jar"])
     assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:+UseParallelGC"
-    cluster = classroom._session_builder("MLX", "spark://somewhere:7077", tmp_path)._options
-    assert cluster["spark.driver.extraJavaOptions"] == classroom.REPRODUCIBLE_JAVA_OPTIONS
-    assert cluster["spark.executor.extraJavaOptions"] == classroom.REPRODUCIBLE_JAVA_OPTIONS
+    cluster = session_options("MLX", "spark://somewhere:7077", tmp_path, jars=["x.jar"])
+    assert cluster["spark.driver.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
+    assert cluster["spark.executor.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
 
 
-SPECIES_PROBE = """
-from includes import classroom
-jvm = classroom.setup("MLX").spark._jvm
-print(jvm.jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length(),
-      jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName())
-"""
+def test_recorded_jars_are_used_only_when_current_and_present(tmp_path):
+    jar = tmp_path / "delta.jar"
+    jar.write_bytes(b"PK")
+    record = tmp_path / "jars.txt"
+    record.write_text(f"io.delta:delta-spark_4.2_2.13:4.4.0\nfile://{jar}\n")
+    assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.4.0", record) == [f"file://{jar}"]
+    assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.5.0", record) is None  # Delta upgraded
+    options = session_options("MLX", "local[1]", tmp_path, jars=[f"file://{jar}"])
+    assert options["spark.jars"] == f"file://{jar}" and "spark.jars.packages" not in options
+    assert session_options("MLX", "local[1]", tmp_path)["spark.jars.packages"].startswith("io.delta:delta-spark_")
+    jar.unlink()
+    assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.4.0", record) is None  # cache cleaned
+    assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.4.0", tmp_path / "absent.txt") is None
 
 
-def test_spark_blas_adds_four_lanes_even_on_an_avx512_machine(tmp_path):
-    """On an AVX-512 CPU the JVM would pick 8 lanes, and ML05's stored RMSE 220.49 became 220.47."""
+def test_setup_check_records_the_jars_and_spark_blas_adds_four_lanes(tmp_path):
+    """`make setup`'s check: Spark + Delta start, the resolved jars are recorded, and the driver's
+    BLAS adds 4 doubles at a time even on an AVX-512 CPU (where the JVM would pick 8 lanes and
+    ML05's stored RMSE 220.49 became 220.47)."""
     env = {k: v for k, v in os.environ.items() if k != "COURSE_DRIVER_JAVA_OPTIONS"}
-    env.update(COURSE_SPARK_MASTER="local[1]", COURSE_WORK_ROOT=str(tmp_path / "work"),
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    probe = subprocess.run([sys.executable, "-c", SPECIES_PROBE], cwd=classroom.COURSE_ROOT,
-                           env=env, capture_output=True, text=True, timeout=300)
+    record = tmp_path / "jars.txt"
+    probe = subprocess.run([sys.executable, "-m", "includes.runtime.spark", "check", "--jars-file", str(record)],
+                           cwd=COURSE_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert probe.returncode == 0, probe.stderr[-3000:]
-    assert probe.stdout.split() == ["4", "VectorBLAS"]
+    assert "BLAS VectorBLAS, 4 double lanes: OK" in probe.stdout, probe.stdout
+    lines = record.read_text().split()
+    assert lines[0] == delta_package() and len(lines) > 1
+    assert recorded_jars(lines[0], record) == lines[1:]

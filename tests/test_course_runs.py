@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from includes.cluster import LocalCluster
-from includes.runner import execute
+from includes.tools.cluster import LocalCluster
+from includes.tools.runner import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 ML00A = ROOT / "notebooks" / "ML00a_Spark_Review.ipynb"

@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from includes import datasets  # noqa: E402
-from includes.datasets import DatasetError  # noqa: E402
-from includes.preflight import CourseSetupError  # noqa: E402
+from includes.data import datasets  # noqa: E402
+from includes.data.datasets import DatasetError  # noqa: E402
+from includes.runtime.preflight import CourseSetupError  # noqa: E402
 
 SMALL = ("airbnb-sf", "ml-latest-small")
 TIMEOUT = 30  # seconds: upper bound of every wait in these tests
@@ -135,7 +135,7 @@ def serve(directory: Path, handler: type[QuietHandler] = QuietHandler) -> Iterat
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "includes.datasets", *args],
+        [sys.executable, "-m", "includes.data.datasets", *args],
         cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=TIMEOUT,
     )
 
@@ -303,7 +303,7 @@ def test_killed_install_leaves_no_partial_dataset(tmp_path: Path, small: dataset
     handler = type("Hanging", (HangingHandler,), {"hanging": hanging, "release": release})
     with serve(MIRROR, handler) as (url, _):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "includes.datasets", "install", name,
+            [sys.executable, "-m", "includes.data.datasets", "install", name,
              "--mirror", url, "--dir", str(root), "--manifest", str(manifest_file)],
             cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
@@ -362,7 +362,7 @@ def test_require_missing_and_unknown(tmp_path: Path, manifest: datasets.Manifest
     with pytest.raises(DatasetError) as caught:
         datasets.require(["airbnb-sf"], tmp_path)
     assert "'airbnb-sf' is not installed" in str(caught.value)
-    assert str(tmp_path) in str(caught.value) and "make datasets" in str(caught.value)
+    assert str(tmp_path) in str(caught.value) and "make setup" in str(caught.value)
     with pytest.raises(DatasetError) as caught:
         datasets.require(("nope",), tmp_path)
     assert "unknown dataset 'nope'" in str(caught.value)

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from includes import jester
-from includes.datasets import is_installed
+from includes.data import jester
+from includes.data.datasets import is_installed
 
 installed = pytest.mark.skipif(
     not is_installed("jester"),
-    reason="Jester dataset not installed (python -m includes.datasets install jester)",
+    reason="Jester dataset not installed (python -m includes.data.datasets install jester)",
 )
 
 
@@ -84,5 +84,5 @@ def test_validation_rejects_values_off_the_scale():
 
 
 def test_missing_file_says_how_to_install(tmp_path):
-    with pytest.raises(FileNotFoundError, match="includes.datasets install jester"):
+    with pytest.raises(FileNotFoundError, match="includes.data.datasets install jester"):
         jester.read_jester(datasets_dir=tmp_path)

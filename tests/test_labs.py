@@ -6,8 +6,8 @@ import re
 import nbformat
 import pytest
 
-from includes import labs
-from includes.labs import LabFormatError, analyse, make_lab, stale_labs, strip_solution
+from includes.tools import labs
+from includes.tools.labs import LabFormatError, analyse, make_lab, stale_labs, strip_solution
 
 SOLUTIONS = labs.solution_paths()
 
@@ -80,7 +80,7 @@ def test_make_lab_clears_outputs_and_keeps_checks():
 
 def test_labs_are_up_to_date():
     assert SOLUTIONS, "no solutions/ notebooks"
-    assert stale_labs() == [], "labs/ is stale: run `make labs` (python -m includes.labs generate)"
+    assert stale_labs() == [], "labs/ is stale: run `make labs` (python -m includes.tools.labs generate)"
 
 
 def test_stale_lab_is_detected(tmp_path):
@@ -102,7 +102,9 @@ def test_stale_lab_is_detected(tmp_path):
 
 
 def test_placeholder_transformer():
-    assert labs.replace_placeholders(["x = <FILL_IN>\n", "f(<FILL_IN>, 2)\n"]) == [
+    from includes.runtime.checks import replace_placeholders
+
+    assert replace_placeholders(["x = <FILL_IN>\n", "f(<FILL_IN>, 2)\n"]) == [
         "x = __course_fill_in__()\n",
         "f(__course_fill_in__(), 2)\n",
     ]
@@ -118,7 +120,7 @@ def _error_cells(nb):
 @pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
 def test_lab_stops_at_its_first_todo_with_a_clear_message(solution):
-    from includes.runner import execute
+    from includes.tools.runner import execute
 
     first_todo = analyse(nbformat.read(solution, as_version=4)).todo_cells[0]
     result = execute(labs.LABS_DIR / solution.name)

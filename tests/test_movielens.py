@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from includes import movielens
-from includes.datasets import is_installed
+from includes.data import movielens
+from includes.data.datasets import is_installed
 
 pytestmark = pytest.mark.skipif(
     not (is_installed("ml-100k") and is_installed("ml-latest-small")),
-    reason="MovieLens datasets not installed (python -m includes.datasets install ml-100k ml-latest-small)",
+    reason="MovieLens datasets not installed (python -m includes.data.datasets install ml-100k ml-latest-small)",
 )
 
 
@@ -135,7 +135,7 @@ def test_latest_small_ratings_and_movies(spark):
 
 
 def test_missing_dataset_says_how_to_install(spark, tmp_path):
-    with pytest.raises(FileNotFoundError, match="includes.datasets install ml-100k"):
+    with pytest.raises(FileNotFoundError, match="includes.data.datasets install ml-100k"):
         movielens.ratings_100k(spark, "ua.base", datasets_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="ml-100k"):
         movielens.movie_titles_100k(datasets_dir=tmp_path)

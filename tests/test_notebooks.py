@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from includes.agenda import BY_STEM
-from includes.datasets import load_manifest
+from includes.tools.agenda import BY_STEM
+from includes.data.datasets import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -29,7 +29,7 @@ def ids(paths):
 @pytest.mark.parametrize("path", ALL, ids=ids(ALL))
 def test_name_and_folder_follow_the_agenda(path):
     entry = BY_STEM.get(path.stem)
-    assert entry is not None, f"{path.name} is not a file stem of AGENDA.md"
+    assert entry is not None, f"{path.name} is not a file stem of the agenda (includes/tools/agenda.py)"
     allowed = {"lesson": {"notebooks"}, "lab": {"solutions", "labs"}}[entry.kind]
     assert path.parent.name in allowed, f"a {entry.kind} belongs in {sorted(allowed)}"
 
@@ -82,8 +82,8 @@ def test_reads_like_a_lesson(path):
 
 
 def test_readme_agenda_table_is_current():
-    from includes.agenda import README, readme_section, readme_table
+    from includes.tools.agenda import README, readme_section, readme_table
 
     assert readme_section(README.read_text(encoding="utf-8")) == readme_table(), (
-        "README's agenda table is stale: run `.venv/bin/python -m includes.agenda --write`"
+        "README's agenda table is stale: run `.venv/bin/python -m includes.tools.agenda --write`"
     )

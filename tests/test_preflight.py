@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from includes.preflight import CourseSetupError, check_java, check_master_reachable, parse_java_major
+from includes.runtime.preflight import CourseSetupError, check_java, check_master_reachable, parse_java_major
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,13 @@ def test_master_that_answers_passes():
         server.listen(1)
         port = server.getsockname()[1]
         check_master_reachable(f"spark://127.0.0.1:{port}")
-        check_master_reachable(f"sc://127.0.0.1:{port}")
+
+
+def test_spark_connect_is_refused_with_the_reason():
+    """The README promises classic Spark only; a Connect URL gets an explanation, not a late failure."""
+    with pytest.raises(CourseSetupError, match="Spark Connect endpoint") as err:
+        check_master_reachable("sc://127.0.0.1:15002")
+    assert "spark://HOST:7077" in str(err.value) and "SparkContext" in str(err.value)
 
 
 def test_master_that_does_not_answer_is_refused():

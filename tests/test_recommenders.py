@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from includes import recommenders
+from includes.lessons import recommenders
 
 RATINGS = [(1, 10, 5.0), (1, 20, 3.0), (2, 10, 4.0), (2, 30, 1.0), (3, 20, 2.0)]
 

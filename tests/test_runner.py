@@ -2,7 +2,7 @@
 
 import nbformat
 
-from includes.runner import Result, cell_seconds, execute
+from includes.tools.runner import Result, cell_seconds, execute
 
 
 def _cell(kind, start=None, end=None):

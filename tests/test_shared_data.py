@@ -7,34 +7,31 @@ from pathlib import Path
 
 import pytest
 
-from includes.airbnb import FIRST_COMMIT, SF_CLEAN_DELTA_NAME, SHARED_DIR_NAME
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # also run as a script: python tests/test_shared_data.py WORK NAME
+    sys.path.insert(0, str(ROOT))
 
-MAKE_COPY = """
-import json, sys
-sys.path.insert(0, {root!r})
-from includes.classroom import _session_builder, _launch_jvm
-from includes.airbnb import sf_clean_delta
-from pathlib import Path
-work = Path(sys.argv[1])
-builder = _session_builder("test-shared", "local[1]", work)
-_launch_jvm(builder, work / f"spark-{{sys.argv[2]}}.log")
-spark = builder.getOrCreate()
-path = sf_clean_delta(spark, root=work)
-df = spark.read.format("delta").load(path)
-print(json.dumps({{"path": path, "rows": df.count(), "columns": len(df.columns)}}))
-"""
+from includes.data.airbnb import FIRST_COMMIT, SF_CLEAN_DELTA_NAME, SHARED_DIR_NAME  # noqa: E402
+
+
+def make_shared_copy(work: Path, name: str) -> None:  # pragma: no cover - runs in the subprocesses
+    """What a notebook does: start a course session, ask for the shared copy, print what it got."""
+    from includes.data.airbnb import sf_clean_delta
+    from includes.runtime.spark import start_session
+
+    spark = start_session("test-shared", "local[1]", work, work / f"spark-{name}.log")
+    path = sf_clean_delta(spark, root=work)
+    df = spark.read.format("delta").load(path)
+    print(json.dumps({"path": path, "rows": df.count(), "columns": len(df.columns)}))
 
 
 @pytest.mark.slow
 def test_two_notebooks_asking_at_once_get_one_complete_copy(tmp_path):
-    from includes.datasets import is_installed
+    from includes.data.datasets import is_installed
 
     if not is_installed("airbnb-sf"):
         pytest.skip("airbnb-sf is not installed (make setup)")
-    script = MAKE_COPY.format(root=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(n)],
+    procs = [subprocess.Popen([sys.executable, __file__, str(tmp_path), str(n)], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
@@ -50,7 +47,7 @@ def test_fresh_experiment_forgets_earlier_runs_and_models(tmp_path, monkeypatch)
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from includes.tracking import fresh_experiment, fresh_registered_model
+    from includes.runtime.tracking import fresh_experiment, fresh_registered_model
 
     experiment = fresh_experiment("TEST_fresh")
     with mlflow.start_run():
@@ -65,3 +62,7 @@ def test_fresh_experiment_forgets_earlier_runs_and_models(tmp_path, monkeypatch)
     fresh_registered_model("TEST_model")
     assert client.search_registered_models(filter_string="name = 'TEST_model'") == []
     fresh_registered_model("TEST_model")  # absent: no error
+
+
+if __name__ == "__main__":
+    make_shared_copy(Path(sys.argv[1]), sys.argv[2])

@@ -1,8 +1,11 @@
-"""The course agenda (AGENDA.md): every notebook's ID, day, title, kind, data and file stem.
+"""The course agenda: every notebook's ID, day, title, kind, data and file stem.
+
+This table is the repository's agenda (the course authors keep its source outside the
+repository); the README's agenda section and the notebook-name tests are derived from it.
 
 Lessons live in notebooks/<stem>.ipynb; labs in solutions/<stem>.ipynb (complete) and
 labs/<stem>.ipynb (generated). Names are fixed: tests check every notebook against this table.
-The README's agenda table is generated from it: ``python -m includes.agenda --write``.
+The README's agenda table is generated from it: ``python -m includes.tools.agenda --write``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
+from includes.paths import COURSE_ROOT
+
 README = COURSE_ROOT / "README.md"
 START, END = "<!-- agenda:start -->", "<!-- agenda:end -->"
 
@@ -96,7 +100,7 @@ def readme_section(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m includes.agenda")
+    parser = argparse.ArgumentParser(prog="python -m includes.tools.agenda")
     parser.add_argument("--write", action="store_true", help="update the table in README.md")
     args = parser.parse_args(argv)
     table = readme_table()

@@ -18,8 +18,7 @@ from urllib.parse import urlparse
 SUPPORTED_JAVA = (17, 21)
 
 
-class CourseSetupError(RuntimeError):
-    """The course environment is not ready; the message says how to fix it."""
+from includes.paths import CourseSetupError  # noqa: F401  (raised by every check here)
 
 
 def find_java() -> str | None:
@@ -81,7 +80,7 @@ def check_java() -> int:
 
 
 def check_master_reachable(master: str, timeout: float = 5.0) -> None:
-    """For spark:// and sc:// URLs, check that something answers on the host and port.
+    """For spark:// URLs, check that something answers on the host and port (sc:// is refused).
 
     local[...] masters need no network and pass. A standalone master URL may list several
     masters (spark://h1:7077,h2:7077); the check passes if any answers.
@@ -89,12 +88,20 @@ def check_master_reachable(master: str, timeout: float = 5.0) -> None:
     if master.startswith("local"):
         return
     parsed = urlparse(master)
-    if parsed.scheme not in ("spark", "sc"):
+    if parsed.scheme == "sc":
         raise CourseSetupError(
-            f"COURSE_SPARK_MASTER={master!r} is not a Spark URL. Use local[*], "
-            "spark://HOST:7077 (standalone cluster) or sc://HOST:15002 (Spark Connect)."
+            f"COURSE_SPARK_MASTER={master!r} is a Spark Connect endpoint. The course runs on classic "
+            "Spark only: its lessons use SparkContext, the RDD API and hyperopt's SparkTrials, which "
+            "Spark Connect does not offer, and Delta Lake on Connect needs Delta's server plugin. "
+            "Point COURSE_SPARK_MASTER at the cluster's standalone master (spark://HOST:7077) instead, "
+            "or unset it to run on this machine."
         )
-    default_port = 7077 if parsed.scheme == "spark" else 15002
+    if parsed.scheme != "spark":
+        raise CourseSetupError(
+            f"COURSE_SPARK_MASTER={master!r} is not a Spark URL. Use local[*] or "
+            "spark://HOST:7077 (a standalone cluster)."
+        )
+    default_port = 7077
     hosts = parsed.netloc.split(",")
     errors = []
     for hostport in hosts:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .classroom import datasets_root
+from includes.paths import dataset_file
 
 JESTER = "jester"
 JESTER_FILE = "jester-data-1.xls"
@@ -33,19 +33,12 @@ MIN_RATING, MAX_RATING = -10.0, 10.0
 JOKE_COLUMNS = tuple(str(joke) for joke in range(1, N_JOKES + 1))
 
 
-def jester_dir(datasets_dir: os.PathLike | str | None = None) -> Path:
-    """The folder of the Jester dataset (``<datasets>/jester``)."""
-    return Path(datasets_dir or datasets_root()) / JESTER
-
-
 def _xls_path(path: os.PathLike | str | None, datasets_dir: os.PathLike | str | None) -> Path:
-    path = Path(path) if path is not None else jester_dir(datasets_dir) / JESTER_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: install the dataset with `python -m includes.datasets install {JESTER}` "
-            f"(or `make datasets`)"
-        )
-    return path
+    if path is None:
+        return dataset_file(JESTER, JESTER_FILE, datasets_dir)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return Path(path)
 
 
 def _read_sheet(path: Path):

@@ -4,7 +4,7 @@ The datasets are described by ``datasets/manifest.json``: for every dataset its 
 attribution and the list of its files, each with its size, its sha256 and where it comes from
 (a direct ``url``, or a ``member`` of one of the dataset's ``archives``). The data itself is never
 committed; it is installed into the datasets folder (``COURSE_DATASETS_DIR``, default
-``<course>/datasets``) by ``make datasets``, i.e. ``python -m includes.datasets install``.
+``<course>/datasets``) by ``make datasets``, i.e. ``python -m includes.data.datasets install``.
 
 Where the bytes come from:
 
@@ -24,9 +24,9 @@ function taking ``manifest=`` expects such a dict (default: the course manifest)
 
 Command line::
 
-    python -m includes.datasets install [NAMES...] [--mirror DIR_OR_URL] [--dir DIR]
-    python -m includes.datasets verify [NAMES...] [--dir DIR]
-    python -m includes.datasets list [--dir DIR]
+    python -m includes.data.datasets install [NAMES...] [--mirror DIR_OR_URL] [--dir DIR]
+    python -m includes.data.datasets verify [NAMES...] [--dir DIR]
+    python -m includes.data.datasets list [--dir DIR]
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .preflight import CourseSetupError
+from includes.paths import COURSE_ROOT, CourseSetupError, datasets_root, not_installed
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = COURSE_ROOT / "datasets" / "manifest.json"
 MANIFEST_VERSION = 1
 MIRROR_ENV = "COURSE_DATASETS_MIRROR"
@@ -165,8 +164,6 @@ def _resolve_manifest(manifest: Manifest | None) -> Manifest:
 def _resolve_dir(datasets_dir: os.PathLike | str | None) -> Path:
     if datasets_dir is not None:
         return Path(datasets_dir).expanduser().resolve()
-    from .classroom import datasets_root  # lazy: classroom imports this module lazily too
-
     return datasets_root()
 
 
@@ -182,10 +179,7 @@ def _select(names: Iterable[str] | str | None, manifest: Manifest) -> list[str]:
 
 
 def _not_installed_message(name: str, root: Path) -> str:
-    return (
-        f"Dataset '{name}' is not installed in {root}. Run `make datasets` in the course folder "
-        f"(or `python -m includes.datasets install {name}`)."
-    )
+    return str(not_installed(name, root))
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +235,7 @@ def _source_fix(name: str) -> str:
 
 def _installed_fix(name: str, target: Path) -> str:
     return (
-        f"Delete {target} and re-run `make datasets` (or `python -m includes.datasets install {name}`); "
+        f"Delete {target} and re-run `make datasets` (or `python -m includes.data.datasets install {name}`); "
         f"if it comes from a mirror ({MIRROR_ENV}), the mirror copy is corrupted."
     )
 
@@ -641,7 +635,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", help="datasets folder (default: $COURSE_DATASETS_DIR or <course>/datasets)")
     common.add_argument("--manifest", default=MANIFEST_PATH, help=argparse.SUPPRESS)
-    parser = argparse.ArgumentParser(prog="python -m includes.datasets", description="Course dataset installer.")
+    parser = argparse.ArgumentParser(prog="python -m includes.data.datasets", description="Course dataset installer.")
     commands = parser.add_subparsers(dest="command", required=True)
     install_cmd = commands.add_parser("install", parents=[common], help="download, verify and install datasets")
     install_cmd.add_argument("names", nargs="*", help="datasets to install (default: all)")

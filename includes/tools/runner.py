@@ -1,8 +1,8 @@
 """Execute the course's notebooks headless.
 
-``python -m includes.runner course``   runs every lesson and solution, writes executed copies and
+``python -m includes.tools.runner course``   runs every lesson and solution, writes executed copies and
                                        HTML to build/, prints one line per notebook and the total.
-``python -m includes.runner outputs [NOTEBOOK ...]``  re-executes notebooks in place to refresh
+``python -m includes.tools.runner outputs [NOTEBOOK ...]``  re-executes notebooks in place to refresh
                                        their stored outputs (default: all of notebooks/ and
                                        solutions/), then regenerates labs/.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
+from includes.paths import COURSE_ROOT, display_path
 EXECUTED_DIRS = ("notebooks", "solutions")
 BUILD_DIR = COURSE_ROOT / "build"
 CELL_TIMEOUT = 1800
@@ -96,13 +96,6 @@ def _first_line_of_error(exc: Exception) -> str:
     return f"{ename}: {evalue[0] if evalue else ''}"
 
 
-def relative(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(COURSE_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def save_build(result: Result, build_dir: Path = BUILD_DIR) -> None:
     """Write the executed notebook and its HTML rendering under build/."""
     from nbconvert import HTMLExporter
@@ -120,13 +113,13 @@ def save_build(result: Result, build_dir: Path = BUILD_DIR) -> None:
 def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
     total = 0.0
     failures = 0
-    print(f"Running {len(paths)} notebooks; executed copies and HTML go to {relative(build_dir)}/")
+    print(f"Running {len(paths)} notebooks; executed copies and HTML go to {display_path(build_dir)}/")
     for path in paths:
         result = execute(path)
         total += result.seconds
         save_build(result, build_dir)
         status = "OK" if result.ok else "FAILED"
-        line = f"{status:<7}{result.seconds:7.1f} s  {relative(path)}"
+        line = f"{status:<7}{result.seconds:7.1f} s  {display_path(path)}"
         if not result.ok:
             failures += 1
             line += f"\n         {result.error}"
@@ -140,29 +133,29 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
 def refresh_outputs(paths: list[Path]) -> int:
     """Re-execute notebooks in place (stored outputs), then regenerate the labs of the solutions
     among them (other labs are left alone: someone may be editing their solution)."""
-    from . import labs
+    from includes.tools import labs
 
     failures = 0
     for path in paths:
         result = execute(path)
         if not result.ok:
             failures += 1
-            print(f"FAILED {result.seconds:7.1f} s  {relative(path)}\n         {result.error}", flush=True)
+            print(f"FAILED {result.seconds:7.1f} s  {display_path(path)}\n         {result.error}", flush=True)
             continue
         timing = result.timing_line()
         for cell in result.notebook.cells:
             cell.metadata.pop("execution", None)
         nbformat.write(result.notebook, path)
-        print(f"OK     {result.seconds:7.1f} s  {relative(path)}", flush=True)
+        print(f"OK     {result.seconds:7.1f} s  {display_path(path)}", flush=True)
         if timing:
             print(timing, flush=True)
         if path.resolve().parent == labs.SOLUTIONS_DIR.resolve():
-            print(f"lab    {relative(labs.generate_one(path))}")
+            print(f"lab    {display_path(labs.generate_one(path))}")
     return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m includes.runner")
+    parser = argparse.ArgumentParser(prog="python -m includes.tools.runner")
     parser.add_argument("command", choices=["course", "outputs"])
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args(argv)

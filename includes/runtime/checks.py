@@ -1,4 +1,4 @@
-"""Check cells for labs.
+"""Lab checks: the check cells' functions and the ``<FILL_IN>`` placeholder at run time.
 
 A check cell calls :func:`check` or :func:`check_equal`; both print ``PASS: ...`` when the
 learner's answer is right and raise :class:`LabCheckError` with what was expected and a hint
@@ -18,6 +18,30 @@ class LabCheckError(AssertionError):
 
 class TodoNotDone(NotImplementedError):
     """Raised by a ``<FILL_IN>`` placeholder that is still in a lab cell."""
+
+
+PLACEHOLDER = "<FILL_IN>"
+_FILL_IN_CALL = "__course_fill_in__()"
+
+
+def replace_placeholders(lines: list[str]) -> list[str]:
+    """IPython input transformer: ``<FILL_IN>`` becomes a call that raises TodoNotDone."""
+    return [line.replace(PLACEHOLDER, _FILL_IN_CALL) for line in lines]
+
+
+def enable_fill_in() -> None:
+    """Install the ``<FILL_IN>`` transformer in the running IPython kernel (no-op elsewhere)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.user_ns["__course_fill_in__"] = fill_in
+    transformers = shell.input_transformers_cleanup
+    if replace_placeholders not in transformers:
+        transformers.append(replace_placeholders)
 
 
 def fill_in(*_args: Any, **_kwargs: Any) -> Any:

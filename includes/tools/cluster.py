@@ -2,7 +2,7 @@
 
 Used by the cluster test, and handy for an instructor to rehearse class mode on a laptop::
 
-    python -m includes.cluster        # starts master + worker, prints the URL, Ctrl-C stops
+    python -m includes.tools.cluster        # starts master + worker, prints the URL, Ctrl-C stops
     COURSE_SPARK_MASTER=spark://127.0.0.1:7077 make lab
 
 pyspark's wheel ships ``bin/spark-class``; the master and the worker run in the foreground as
@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .preflight import CourseSetupError
+from includes.paths import CourseSetupError
 
 
 def spark_home() -> Path:

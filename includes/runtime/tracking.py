@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .classroom import mlflow_store_dir, mlflow_tracking_uri
+from includes.paths import course_store_uri, mlflow_store_dir, mlflow_tracking_uri
 
 
 def _artifact_location(name: str) -> str | None:
     """Artifacts of the course's own SQLite store live next to it, in mlflow/artifacts/."""
-    if mlflow_tracking_uri() != f"sqlite:///{mlflow_store_dir() / 'mlflow.db'}":
+    if mlflow_tracking_uri() != course_store_uri():
         return None  # a tracking server decides where artifacts go
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
     return (mlflow_store_dir() / "artifacts" / safe).resolve().as_uri()

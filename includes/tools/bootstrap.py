@@ -1,12 +1,13 @@
-"""Set up the course on this machine: ``make setup`` runs ``python3 -m includes.bootstrap``.
+"""Set up the course on this machine: ``make setup`` runs ``python3 -m includes.tools.bootstrap``.
 
 Standard library only (it runs before the virtual environment exists). Steps, each skipped
 when already done:
 
 1. check Python (3.11+) and Java (17 or 21), with a message that says what to install;
 2. create ``.venv`` and install requirements.txt under constraints.txt;
-3. resolve Delta Lake's jars from Maven Central and prove Spark + Delta work (a tiny Delta
-   write and read in a temporary folder);
+3. resolve Delta Lake's jars from Maven Central, prove Spark + Delta work (a tiny Delta write
+   and read in a temporary folder) and record the jar files for later sessions
+   (``python -m includes.runtime.spark check``);
 4. install the datasets (``COURSE_DATASETS_MIRROR`` names a local mirror or base URL).
 
 The environment is marked ready (``.venv/.course-ready``) only after every step succeeded,
@@ -22,33 +23,13 @@ import sys
 import venv
 from pathlib import Path
 
-from .preflight import CourseSetupError, check_java
+from includes.paths import COURSE_ROOT, CourseSetupError
+from includes.runtime.preflight import check_java
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
 VENV = COURSE_ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 READY = VENV / ".course-ready"
 MIN_PYTHON = (3, 11)
-
-SMOKE_TEST = """
-import sys, tempfile
-sys.path.insert(0, {root!r})
-from includes.classroom import _session_builder, _launch_jvm
-from pathlib import Path
-with tempfile.TemporaryDirectory() as tmp:
-    builder = _session_builder("setup-check", "local[1]", Path(tmp))
-    _launch_jvm(builder, Path(tmp) / "spark.log")
-    try:
-        spark = builder.getOrCreate()
-    except Exception:
-        print(open(Path(tmp) / "spark.log").read()[-3000:], file=sys.stderr)
-        raise
-    spark.range(3).write.format("delta").save(tmp + "/t")
-    assert spark.read.format("delta").load(tmp + "/t").count() == 3
-    print("Spark", spark.version, "with Delta Lake: OK")
-    spark.stop()
-"""
-
 
 def say(message: str) -> None:
     print(f"[setup] {message}", flush=True)
@@ -87,13 +68,13 @@ def create_venv() -> None:
 
 def check_spark_and_delta() -> None:
     say("resolving Delta Lake's jars from Maven Central and checking Spark + Delta")
-    result = subprocess.run([str(VENV_PYTHON), "-c", SMOKE_TEST.format(root=str(COURSE_ROOT))],
+    result = subprocess.run([str(VENV_PYTHON), "-m", "includes.runtime.spark", "check"],
                             cwd=COURSE_ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise CourseSetupError(
             "Spark could not start with Delta Lake. The most common cause is that Delta's jars "
             "could not be downloaded from Maven Central (repo1.maven.org): check the network or "
-            "proxy, or fetch them once with `mvn dependency:get -Dartifact=io.delta:delta-spark_2.13:4.0.1`.\n"
+            "proxy, or fetch them once with `mvn dependency:get -Dartifact=io.delta:delta-spark_4.2_2.13:4.4.0` (Spark's resolver also looks in ~/.m2).\n"
             + result.stderr[-3000:]
         )
     say(result.stdout.strip())
@@ -102,7 +83,7 @@ def check_spark_and_delta() -> None:
 def install_datasets() -> None:
     mirror = os.environ.get("COURSE_DATASETS_MIRROR")
     say("installing the datasets" + (f" from the mirror {mirror}" if mirror else " (downloading)"))
-    run([str(VENV_PYTHON), "-m", "includes.datasets", "install"], "dataset install")
+    run([str(VENV_PYTHON), "-m", "includes.data.datasets", "install"], "dataset install")
 
 
 def main() -> int:

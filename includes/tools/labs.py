@@ -21,7 +21,7 @@ Generated labs have no outputs. ``<FILL_IN>`` runs as a call that raises ``TodoN
 (installed by the setup cell as an IPython input transformer), so running a lab stops at its
 first TODO with a clear message.
 
-CLI: ``python -m includes.labs generate`` rewrites labs/; ``python -m includes.labs check``
+CLI: ``python -m includes.tools.labs generate`` rewrites labs/; ``python -m includes.tools.labs check``
 exits 1 when labs/ is stale.
 """
 
@@ -36,14 +36,15 @@ from pathlib import Path
 
 import nbformat
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
+from includes.paths import COURSE_ROOT
+from includes.runtime.checks import PLACEHOLDER
+
 SOLUTIONS_DIR = COURSE_ROOT / "solutions"
 LABS_DIR = COURSE_ROOT / "labs"
 
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 LAB_LINE = re.compile(r"^(?P<indent>\s*)# LAB: ?(?P<code>.*)$")
-PLACEHOLDER = "<FILL_IN>"
 CHECK_TAG = "check"
 
 
@@ -181,35 +182,8 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
     return sorted(problems)
 
 
-# --- the <FILL_IN> placeholder at run time --------------------------------------------------
-
-_FILL_IN_CALL = "__course_fill_in__()"
-
-
-def replace_placeholders(lines: list[str]) -> list[str]:
-    """IPython input transformer: ``<FILL_IN>`` becomes a call that raises TodoNotDone."""
-    return [line.replace(PLACEHOLDER, _FILL_IN_CALL) for line in lines]
-
-
-def enable_fill_in() -> None:
-    """Install the ``<FILL_IN>`` transformer in the running IPython kernel (no-op elsewhere)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-    from .checks import fill_in
-
-    shell.user_ns["__course_fill_in__"] = fill_in
-    transformers = shell.input_transformers_cleanup
-    if replace_placeholders not in transformers:
-        transformers.append(replace_placeholders)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m includes.labs", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m includes.tools.labs", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["generate", "check"])
     args = parser.parse_args(argv)
     try:
@@ -222,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if problems:
-        print("labs/ is stale; run `make labs` (python -m includes.labs generate):", file=sys.stderr)
+        print("labs/ is stale; run `make labs` (python -m includes.tools.labs generate):", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1

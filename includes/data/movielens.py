@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .classroom import datasets_root
+from includes.paths import dataset_file
 
 ML_100K = "ml-100k"
 ML_LATEST_SMALL = "ml-latest-small"
@@ -68,25 +68,6 @@ MOVIES_LATEST_SMALL_DDL = "movieId INT, title STRING, genres STRING"
 LATIN_1 = "ISO-8859-1"
 
 
-def ml100k_dir(datasets_dir: os.PathLike | str | None = None) -> Path:
-    """The folder of MovieLens 100K (``<datasets>/ml-100k``)."""
-    return Path(datasets_dir or datasets_root()) / ML_100K
-
-
-def latest_small_dir(datasets_dir: os.PathLike | str | None = None) -> Path:
-    """The folder of MovieLens latest-small (``<datasets>/ml-latest-small``)."""
-    return Path(datasets_dir or datasets_root()) / ML_LATEST_SMALL
-
-
-def _existing(path: Path) -> str:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: install the dataset with `python -m includes.datasets install "
-            f"{path.parent.name}` (or `make datasets`)"
-        )
-    return str(path)
-
-
 def _fixed_partitions(df, partitions: int, user_col: str, item_col: str):
     """One partition in file order, or ``partitions`` hash partitions by user, sorted inside."""
     if partitions < 1:
@@ -106,7 +87,7 @@ def ratings_100k(spark, split: str = "u.data", datasets_dir: os.PathLike | str |
     """
     if split not in SPLITS_100K:
         raise ValueError(f"unknown MovieLens 100K ratings file {split!r}; expected one of {', '.join(SPLITS_100K)}")
-    path = _existing(ml100k_dir(datasets_dir) / split)
+    path = str(dataset_file(ML_100K, split, datasets_dir))
     df = spark.read.csv(path, sep="\t", schema=RATINGS_100K_DDL, header=False, mode="FAILFAST")
     return _fixed_partitions(df, partitions, "user", "item")
 
@@ -119,7 +100,7 @@ def movies_100k(spark, datasets_dir: os.PathLike | str | None = None):
     """
     from pyspark.sql import functions as F
 
-    path = _existing(ml100k_dir(datasets_dir) / "u.item")
+    path = str(dataset_file(ML_100K, "u.item", datasets_dir))
     raw = spark.read.csv(path, sep="|", schema=_ITEMS_100K_DDL, encoding=LATIN_1, header=False,
                          quote="", mode="FAILFAST")
     flags = [F.when(F.col(f"g{index:02d}") == 1, F.lit(name)) for index, name in enumerate(GENRES_100K)]
@@ -134,13 +115,13 @@ def movies_100k(spark, datasets_dir: os.PathLike | str | None = None):
 
 def users_100k(spark, datasets_dir: os.PathLike | str | None = None):
     """The 943 users of ``u.user``: ``user, age, gender ("M"/"F"), occupation, zip_code``."""
-    path = _existing(ml100k_dir(datasets_dir) / "u.user")
+    path = str(dataset_file(ML_100K, "u.user", datasets_dir))
     return spark.read.csv(path, sep="|", schema=USERS_100K_DDL, header=False, mode="FAILFAST").coalesce(1)
 
 
 def movie_titles_100k(datasets_dir: os.PathLike | str | None = None) -> dict[int, str]:
     """``{item id: title}`` for the 1682 movies, read on the driver (Latin-1), no Spark needed."""
-    path = _existing(ml100k_dir(datasets_dir) / "u.item")
+    path = str(dataset_file(ML_100K, "u.item", datasets_dir))
     titles = {}
     with open(path, encoding=LATIN_1) as handle:
         for line in handle:
@@ -152,7 +133,7 @@ def movie_titles_100k(datasets_dir: os.PathLike | str | None = None) -> dict[int
 
 def ratings_latest_small(spark, datasets_dir: os.PathLike | str | None = None, partitions: int = 1):
     """MovieLens latest-small ``ratings.csv``: ``userId, movieId, rating (DOUBLE), timestamp``."""
-    path = _existing(latest_small_dir(datasets_dir) / "ratings.csv")
+    path = str(dataset_file(ML_LATEST_SMALL, "ratings.csv", datasets_dir))
     df = spark.read.csv(path, schema=RATINGS_LATEST_SMALL_DDL, header=True, mode="FAILFAST")
     return _fixed_partitions(df, partitions, "userId", "movieId")
 
@@ -165,7 +146,7 @@ def movies_latest_small(spark, datasets_dir: os.PathLike | str | None = None):
     """
     from pyspark.sql import functions as F
 
-    path = _existing(latest_small_dir(datasets_dir) / "movies.csv")
+    path = str(dataset_file(ML_LATEST_SMALL, "movies.csv", datasets_dir))
     df = spark.read.csv(path, schema=MOVIES_LATEST_SMALL_DDL, header=True, encoding="UTF-8",
                         quote='"', escape='"', mode="FAILFAST")
     return df.withColumn("genres", F.split("genres", r"\|")).coalesce(1)

@@ -12,21 +12,21 @@ import os
 import shutil
 from pathlib import Path
 
-from .classroom import datasets_root, work_root
+from includes.paths import dataset_dir, work_root
 
-SF_CLEAN_PARQUET = Path("airbnb-sf") / "sf-airbnb-clean.parquet"
-BOSTON_RAW_CSV = Path("airbnb-boston-raw") / "listings.csv.gz"
+SF_CLEAN_PARQUET = "sf-airbnb-clean.parquet"  # in dataset airbnb-sf
+BOSTON_RAW_CSV = "listings.csv.gz"  # in dataset airbnb-boston-raw
 SHARED_DIR_NAME = "_shared"
 SF_CLEAN_DELTA_NAME = "airbnb-sf-clean.delta"
 FIRST_COMMIT = "00000000000000000000.json"
 
 
 def sf_clean_parquet(datasets_dir: os.PathLike | str | None = None) -> str:
-    return str(Path(datasets_dir or datasets_root()) / SF_CLEAN_PARQUET)
+    return str(dataset_dir("airbnb-sf", datasets_dir) / SF_CLEAN_PARQUET)
 
 
 def boston_raw_csv(datasets_dir: os.PathLike | str | None = None) -> str:
-    return str(Path(datasets_dir or datasets_root()) / BOSTON_RAW_CSV)
+    return str(dataset_dir("airbnb-boston-raw", datasets_dir) / BOSTON_RAW_CSV)
 
 
 def _pristine(table: Path) -> bool:

@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from includes import streaming_als as sa  # noqa: E402
+from includes.lessons import streaming_sgd as sa  # noqa: E402
+from includes.lessons.replay import ReplayFiles, replay_stream  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # The update math in NumPy, against a hand computation
@@ -150,7 +151,7 @@ def synthetic_data(seed: int = 11):
 
 
 # ------------------------------------------------------------------------------------------------
-# The scenario runner (executed in a subprocess: python tests/test_streaming_als.py OUT_DIR)
+# The scenario runner (executed in a subprocess: python tests/test_streaming_sgd.py OUT_DIR)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -158,13 +159,10 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from includes.classroom import _launch_jvm, _session_builder
+    from includes.runtime.spark import start_session
 
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    builder = (_session_builder("test-streaming-als", "local[2]", out_dir)
-               .config("spark.sql.shuffle.partitions", "1").config("spark.databricks.delta.snapshotPartitions", "1"))
-    _launch_jvm(builder, out_dir / "spark.log")
-    spark = builder.getOrCreate()
+    os.environ["COURSE_SHUFFLE_PARTITIONS"] = "1"
+    spark = start_session("test-streaming-sgd", "local[2]", out_dir, out_dir / "spark.log")
     spark.sparkContext.setLogLevel("ERROR")
 
     data = synthetic_data()
@@ -196,7 +194,7 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         "id", sa.init_factors("id", RANK, params.init_scale, params.seed, "user").alias("f")).collect()}
 
     stream_df = spark.createDataFrame(data["stream"], sa.RATINGS_DDL)
-    replay = sa.ReplayFiles(stream_df, N_FILES)
+    replay = ReplayFiles(stream_df, N_FILES, order_by=sa.REPLAY_ORDER, prefix="ratings")
     results["files"] = [chunk[["userId", "movieId", "rating"]].values.tolist() for chunk in replay.chunks]
     users_df = table_df(data["users"], "userId", sa.USERS_DDL)
     items_df = table_df(data["items"], "movieId", sa.ITEMS_DDL)
@@ -212,7 +210,7 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         return root, sa.StreamingSGD(root / "model", params, app_id=f"test-{name}", on_stage=on_stage)
 
     def run(root, model):
-        query = (sa.replay_stream(spark, root / "incoming").writeStream.foreachBatch(model)
+        query = (replay_stream(spark, root / "incoming", sa.RATINGS_DDL).writeStream.foreachBatch(model)
                  .option("checkpointLocation", str(root / "checkpoint")).trigger(availableNow=True).start())
         try:
             query.awaitTermination()

@@ -21,9 +21,8 @@ batch initialises it with exactly the same numbers.
 What lives here (the notebook explains and drives it):
 
 - :func:`holdout_split`, :func:`time_cutoff`: a fixed held-out set and the offline/stream split.
-- :class:`ReplayFiles`: writes the stream part, sorted by time, as small CSV files that a
-  ``readStream`` with ``maxFilesPerTrigger=1`` replays one file per micro-batch
-  (:func:`replay_stream`).
+- The stream part is replayed by :mod:`includes.lessons.replay` (files in :data:`REPLAY_ORDER`,
+  one per micro-batch).
 - :func:`fit_offline_model`, :func:`factor_tables`: the offline baseline + residual ALS model as
   two tables ``users(userId, bias, factors)`` and ``items(movieId, bias, factors)``.
 - :func:`predict`, :func:`rmse`: scoring with the tables (unknown users/items count as 0).
@@ -43,6 +42,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from includes.lessons.recommenders import clipped
+
 RATINGS_DDL = "userId INT, movieId INT, rating DOUBLE, timestamp LONG"
 USERS_DDL = "userId INT, bias DOUBLE, factors ARRAY<DOUBLE>"
 ITEMS_DDL = "movieId INT, bias DOUBLE, factors ARRAY<DOUBLE>"
@@ -54,9 +55,8 @@ PROGRESS_DDL = (
 PROGRESS_COLUMNS = tuple(field.split()[0] for field in PROGRESS_DDL.split(", "))
 # The offline model is recorded as batch -1 in the progress table.
 OFFLINE_BATCH_ID = -1
-# Replay files get modification times BASE_MTIME + index seconds: the file source takes files in
-# modification-time order, and keeping them seconds apart keeps them far inside its maxFileAge.
-BASE_MTIME = 1_700_000_000
+# The replay of the stream part (ReplayFiles, replay_stream) is includes.lessons.replay, ordered by:
+REPLAY_ORDER = ("timestamp", "userId", "movieId")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class SGDParams:
 
 
 # ------------------------------------------------------------------------------------------------
-# Splits and file replay
+# Splits
 # ------------------------------------------------------------------------------------------------
 
 
@@ -119,63 +119,6 @@ def time_cutoff(ratings_df, offline_fraction: float) -> int:
     return int(ratings_df.agg(F.percentile("timestamp", offline_fraction)).first()[0])
 
 
-class ReplayFiles:
-    """The stream part of the ratings, sorted by time, cut into ``n_files`` chunks of equal size.
-
-    ``write(directory, files)`` writes the chosen chunks as CSV files with a header
-    (``ratings-000.csv``, ...). Each file is written under a hidden name and renamed into place,
-    so a running query never reads half a file, and gets the modification time
-    ``BASE_MTIME + index``: the file source picks files in modification-time order, so
-    ``maxFilesPerTrigger=1`` replays them in time order, one per micro-batch, whenever they
-    are written.
-    """
-
-    def __init__(self, stream_df, n_files: int):
-        if n_files < 1:
-            raise ValueError(f"n_files must be >= 1, got {n_files}")
-        pdf = (stream_df.select("userId", "movieId", "rating", "timestamp")
-               .orderBy("timestamp", "userId", "movieId").toPandas())
-        if len(pdf) < n_files:
-            raise ValueError(f"{len(pdf)} ratings cannot fill {n_files} files")
-        bounds = np.linspace(0, len(pdf), n_files + 1).round().astype(int)
-        self.chunks = [pdf.iloc[start:stop].reset_index(drop=True) for start, stop in zip(bounds[:-1], bounds[1:])]
-
-    @property
-    def n_files(self) -> int:
-        return len(self.chunks)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [len(chunk) for chunk in self.chunks]
-
-    @staticmethod
-    def file_name(index: int) -> str:
-        return f"ratings-{index:03d}.csv"
-
-    def write(self, directory: os.PathLike | str, files=None) -> list[Path]:
-        """Write the chunks numbered ``files`` (default: all) into ``directory``; returns the paths."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for index in (range(self.n_files) if files is None else files):
-            target = directory / self.file_name(index)
-            staging = directory / f".{target.name}.tmp"
-            self.chunks[index].to_csv(staging, index=False)
-            os.utime(staging, (BASE_MTIME + index, BASE_MTIME + index))
-            os.replace(staging, target)
-            written.append(target)
-        return written
-
-
-def replay_stream(spark, directory: os.PathLike | str, max_files_per_trigger: int = 1):
-    """A streaming DataFrame of the replay files: explicit schema, one file per micro-batch."""
-    return (spark.readStream
-            .schema(RATINGS_DDL)
-            .option("header", True)
-            .option("maxFilesPerTrigger", max_files_per_trigger)
-            .csv(str(directory)))
-
-
 # ------------------------------------------------------------------------------------------------
 # Model tables, prediction, RMSE
 # ------------------------------------------------------------------------------------------------
@@ -203,7 +146,7 @@ def init_factors(id_col: str, rank: int, scale: float, seed: int, salt: str):
 
 def factor_tables(baseline, als_model):
     """``(users_df, items_df)`` of an offline model: biases from a baseline predictor
-    (:func:`includes.recommenders.fit_baseline` with ``user_col="userId", item_col="movieId"``)
+    (:func:`includes.lessons.recommenders.fit_baseline` with ``user_col="userId", item_col="movieId"``)
     and factors from an ALS model fitted to its residuals. Entities the ALS model lacks get
     zero factors, entities without a bias get 0."""
     from pyspark.sql import functions as F
@@ -234,19 +177,13 @@ def fit_offline_model(ratings_df, rank: int = 10, als_reg: float = 0.15, bias_re
     """
     from pyspark.ml.recommendation import ALS
 
-    from includes.recommenders import fit_baseline, residuals
+    from includes.lessons.recommenders import fit_baseline, residuals
 
     baseline = fit_baseline(ratings_df, bias_reg, user_col="userId", item_col="movieId")
     als = ALS(rank=rank, maxIter=max_iter, regParam=als_reg, seed=seed, userCol="userId", itemCol="movieId",
               ratingCol="residual", numUserBlocks=blocks, numItemBlocks=blocks, checkpointInterval=5)
     users_df, items_df = factor_tables(baseline, als.fit(residuals(ratings_df, baseline)))
     return baseline.mu, users_df.cache(), items_df.cache()
-
-
-def clip(column, low: float, high: float):
-    from pyspark.sql import functions as F
-
-    return F.least(F.greatest(column, F.lit(float(low))), F.lit(float(high)))
 
 
 def predict(pairs_df, users_df, items_df, mu: float, low: float = 0.5, high: float = 5.0):
@@ -258,7 +195,7 @@ def predict(pairs_df, users_df, items_df, mu: float, low: float = 0.5, high: flo
     raw = (F.lit(float(mu)) + F.coalesce("user_bias", F.lit(0.0)) + F.coalesce("item_bias", F.lit(0.0))
            + F.coalesce(dot(F.col("user_factors"), F.col("item_factors")), F.lit(0.0)))
     return (pairs_df.join(users, "userId", "left").join(items, "movieId", "left")
-            .withColumn("prediction", clip(raw, low, high))
+            .withColumn("prediction", clipped(raw, low, high))
             .drop("user_bias", "user_factors", "item_bias", "item_factors"))
 
 
@@ -324,7 +261,7 @@ def sgd_update(ratings_df, users_df, items_df, mu: float, params: SGDParams) -> 
         F.max("timestamp").alias("last_timestamp"),
         F.sum("rating").alias("rating_sum"),
         # test-then-train: the error on the batch before the model learns from it
-        F.sqrt(F.avg((F.col("rating") - clip(F.col("prediction"), params.low, params.high)) ** 2)).alias("batch_rmse"),
+        F.sqrt(F.avg((F.col("rating") - clipped(F.col("prediction"), params.low, params.high)) ** 2)).alias("batch_rmse"),
     ).first()
     return Update(step("userId", "b_x", "U", "P"), step("movieId", "b_y", "P", "U"), stats)
 

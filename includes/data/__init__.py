@@ -1,0 +1,1 @@
+"""The datasets: the installer (``python -m includes.data.datasets``) and one reader module per dataset."""

@@ -1,0 +1,1 @@
+"""Lesson algorithms shared by notebooks, tests and benchmarks."""

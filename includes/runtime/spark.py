@@ -1,0 +1,176 @@
+"""The one way the course starts Spark: :func:`start_session` (Spark with Delta Lake).
+
+The set-up cell, the set-up's own check (``python -m includes.runtime.spark check``), the tests
+and the benchmarks all start their sessions here, so every course JVM gets the same options.
+
+Delta Lake's jars: ``delta-spark``'s pip helper asks Spark to resolve
+``io.delta:delta-spark_<spark line>_2.13:<version>`` from Maven Central (Ivy) at every start.
+``make setup`` resolves them once and records the jar files in the virtual environment
+(:data:`JARS_FILE`); later sessions start from those local files (``spark.jars``), which skips
+Ivy's resolution (and its shared cache lock when two notebooks start at once). On a standalone
+cluster the driver serves the same files to the executors. Without the record (another
+environment, or the Delta version changed) the session falls back to resolving the package.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+# Spark's BLAS (dev.ludovic.netlib's VectorBLAS) runs on the JDK Vector API, whose vectors are as
+# wide as the CPU allows: 4 doubles with AVX2, 8 with AVX-512. A dot product then adds its terms in
+# another order, and results differ in the last bits from one x86 machine to the next; ill-conditioned
+# fits amplify that into printed digits (ML05's all-features regression: RMSE 220.49 with AVX2,
+# 220.47 with AVX-512). Capping vectors at 256 bits makes every x86-64 machine with AVX2 or AVX-512
+# compute exactly the numbers stored in the notebooks.
+REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
+DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
+DEFAULT_SHUFFLE_PARTITIONS = 8
+JARS_FILE = Path(sys.prefix) / "course-delta-jars.txt"
+
+
+def delta_package() -> str:
+    """The Maven coordinate delta-spark's pip helper asks for (it follows the pyspark line)."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    # a fresh builder (not SparkSession.builder, which the session's options go to)
+    return configure_spark_with_delta_pip(SparkSession.Builder())._options["spark.jars.packages"]
+
+
+def recorded_jars(package: str, jars_file: Path = JARS_FILE) -> list[str] | None:
+    """The local jar files recorded for ``package`` by ``make setup``, or None (absent, stale, missing)."""
+    try:
+        lines = jars_file.read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return None
+    if not lines or lines[0] != package:
+        return None
+    jars = [line for line in lines[1:] if line]
+    if not jars or not all(Path(urlparse(jar).path).is_file() for jar in jars):
+        return None
+    return jars
+
+
+def session_options(app_name: str, master: str, working_dir: Path, jars: list[str] | None = None) -> dict[str, str]:
+    """Every Spark option of a course session (see :mod:`includes.runtime.classroom` for the variables)."""
+    local = master.startswith("local")
+    shuffle = os.environ.get("COURSE_SHUFFLE_PARTITIONS") or (str(DEFAULT_SHUFFLE_PARTITIONS) if local else None)
+    options = {
+        "spark.master": master,
+        "spark.app.name": app_name,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.warehouse.dir": str(Path(working_dir) / "spark-warehouse"),
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+    if jars:
+        options["spark.jars"] = ",".join(jars)
+    else:
+        options["spark.jars.packages"] = delta_package()
+    if shuffle:
+        # Small data on few cores: the defaults (200 shuffle partitions, 50 partitions for Delta's
+        # log replay, 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead.
+        options["spark.sql.shuffle.partitions"] = shuffle
+        options["spark.databricks.delta.snapshotPartitions"] = shuffle
+        options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
+    driver_java_options = REPRODUCIBLE_JAVA_OPTIONS
+    if local:
+        options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
+        # The throughput GC suits short-lived course JVMs. The JIT stays at its default: limiting it
+        # to C1 (-XX:TieredStopAtLevel=1) saved ~4 s of warm-up but made long JVM computations 2x
+        # slower (ALS rank 50: 13.9 s vs 7.0 s; ML16L 152 s vs 100 s, on 2 cores).
+        own = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
+        driver_java_options = f"{driver_java_options} {own}".strip()
+    else:
+        options["spark.executor.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
+    options["spark.driver.extraJavaOptions"] = driver_java_options
+    return options
+
+
+def configure_python_workers() -> None:
+    """Workers run the kernel's interpreter (else pandas UDFs fail with "No module named 'pandas'")."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+def start_session(app_name: str, master: str, working_dir: os.PathLike | str, log_path: os.PathLike | str,
+                  use_recorded_jars: bool = True):
+    """Start (or reuse) this process's SparkSession with Delta Lake, the JVM's console output in ``log_path``.
+
+    ipykernel captures everything written to the process's stdout/stderr, so without the log file
+    the JVM's warnings and Ivy's dependency report would land in whichever cell runs at the time.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
+
+    configure_python_workers()
+    jars = recorded_jars(delta_package()) if use_recorded_jars else None
+    options = session_options(app_name, master, Path(working_dir), jars)
+    if SparkContext._gateway is None:
+        conf = SparkConf()
+        for key, value in options.items():
+            conf.set(key, value)
+        with open(log_path, "ab") as log:
+            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        SparkContext._ensure_initialized(gateway=gateway, conf=conf)
+    builder = SparkSession.builder
+    for key, value in options.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def check(jars_file: Path = JARS_FILE) -> str:
+    """The set-up's check: start Spark + Delta with Ivy's resolution, write and read a Delta table,
+    record the resolved jar files for later sessions. Returns a one-line report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "spark.log"
+        try:
+            spark = start_session("setup-check", "local[1]", tmp, log, use_recorded_jars=False)
+        except Exception:
+            if log.exists():
+                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        spark.range(3).write.format("delta").save(tmp + "/t")
+        rows = spark.read.format("delta").load(tmp + "/t").count()
+        if rows != 3:
+            raise RuntimeError(f"a Delta table of 3 rows read back {rows} rows")
+        jars = [jar for jar in spark.sparkContext.getConf().get("spark.jars", "").split(",") if jar]
+        version, lanes, blas = spark.version, *blas_lanes(spark)
+        spark.stop()
+    package = delta_package()
+    if jars:
+        jars_file.write_text("\n".join([package, *jars]) + "\n", encoding="utf-8")
+    return (f"Spark {version} with Delta Lake ({package}, {len(jars)} jars recorded in {jars_file.name}); "
+            f"BLAS {blas}, {lanes} double lanes: OK")
+
+
+def blas_lanes(spark) -> tuple[int, str]:
+    """How many doubles the driver's Vector API adds at once, and Spark's BLAS implementation."""
+    jvm = spark._jvm
+    return (int(jvm.jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length()),
+            str(jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m includes.runtime.spark")
+    parser.add_argument("command", choices=["check"])
+    parser.add_argument("--jars-file", type=Path, default=JARS_FILE, help="where to record Delta's jar files")
+    args = parser.parse_args(argv)
+    print(check(args.jars_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

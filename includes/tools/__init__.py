@@ -1,0 +1,1 @@
+"""Maintainer command-line tools (never imported by a notebook kernel)."""
