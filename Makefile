@@ -30,7 +30,7 @@ test: setup
 		--nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lab: setup
-	$(VENV_PY) -m jupyter lab --notebook-dir=.
+	$(VENV_PY) -m includes.tools.lab
 
 outputs: setup
 	$(VENV_PY) -m includes.tools.runner outputs $(NOTEBOOKS)

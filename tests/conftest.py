@@ -25,9 +25,9 @@ def fake_java(tmp_path):
 
 
 
-# Files whose tests are independent runs of whole notebooks (minutes each, no module-scoped state):
-# `make test` hands them to the workers one test at a time, so both workers share them.
-SCHEDULED_PER_TEST = ("tests/test_labs.py", "tests/test_course_runs.py")
+# Files whose tests are independent runs of whole notebooks (a minute or more each, no module-scoped
+# state): `make test` hands them to the workers one test at a time, so both workers share them.
+SCHEDULED_PER_TEST = ("tests/test_course_runs.py",)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -35,8 +35,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     Every file is one unit of work, as with `--dist loadfile`: the cells of a notebook must run
     in order in one kernel (nbval), and a module's fixtures run once. Only the files in
-    SCHEDULED_PER_TEST are split into single tests; under loadfile all the lab runs of
-    tests/test_labs.py (about 25 minutes) went to one worker. (`--dist loadgroup` with
+    SCHEDULED_PER_TEST are split into single tests, so the cluster run and the run-twice test
+    go to different workers. (`--dist loadgroup` with
     xdist_group marks cannot do this here: pytest 9 no longer lets xdist 3.8 rename the
     nodeids, so the marks are ignored and every test becomes its own unit, nbval cells included.)
     """

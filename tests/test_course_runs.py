@@ -1,4 +1,8 @@
-"""Notebooks run again and side by side, and on a real standalone cluster."""
+"""Notebooks run side by side, and on a real standalone cluster.
+
+nbval runs every notebook once, locally, alone in its kernel. What that run cannot show is
+what these tests execute notebooks again for; they pick the shortest notebooks that prove it.
+"""
 
 import os
 import threading
@@ -7,23 +11,26 @@ from pathlib import Path
 import pytest
 
 from includes.tools.cluster import LocalCluster
-from includes.tools.runner import execute
 
 ROOT = Path(__file__).resolve().parent.parent
-ML00A = ROOT / "notebooks" / "ML00a_Spark_Review.ipynb"
-ML00B = ROOT / "notebooks" / "ML00b_Delta_Lake_Review.ipynb"
+# ML01 writes Delta tables into its working directory (22 s alone on the reference machine)
+TWICE = ROOT / "notebooks" / "ML01_Data_Cleansing.ipynb"
+# ML00a: SparkContext, the RDD API, Python workers; ML06L: the shared Delta copy, MLflow runs,
+# a registered model and its alias, a Spark-flavour model loaded back and scored by executors
+ON_CLUSTER = (ROOT / "notebooks" / "ML00a_Spark_Review.ipynb", ROOT / "solutions" / "ML06L_MLflow_Lab.ipynb")
 
 
 @pytest.mark.slow
-def test_same_notebook_twice_at_once():
-    """Two kernels run the Delta lesson at the same time: each claims its own working directory
-    (work/ML00b and work/ML00b-<pid>), so neither sees the other's tables. Running a notebook
-    again over the state of an earlier run is covered by nbval, which runs it once more; claiming
-    and releasing the directories is unit-tested in test_classroom.py."""
+def test_same_notebook_twice_at_once(notebook_runs):
+    """Two kernels run the same lesson at the same time (nbval runs it once, alone): each claims
+    its own working directory (work/ML01 and work/ML01-<pid>), so neither sees or deletes the
+    other's Delta tables, and both produce their results. Re-running a notebook over the state of
+    an earlier run is what nbval's own run does after `make outputs`; claiming and releasing the
+    directories is unit-tested in test_classroom.py."""
     results = [None, None]
 
     def run(slot):
-        results[slot] = execute(ML00B)
+        results[slot] = notebook_runs(TWICE)
 
     threads = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
     for thread in threads:
@@ -32,20 +39,31 @@ def test_same_notebook_twice_at_once():
         thread.join(timeout=900)
     for result in results:
         assert result is not None and result.ok, result and result.error
+    dirs = set()
+    for result in results:
+        setup_cell = next(c for c in result.notebook.cells if c.cell_type == "code")
+        line = next(line for line in "".join(o.get("text", "") for o in setup_cell.outputs).splitlines()
+                    if "working_dir" in line)
+        dirs.add(line.split(":", 1)[1].strip())
+    assert len(dirs) == 2 and "work/ML01" in dirs, dirs
 
 
 @pytest.mark.cluster
-@pytest.mark.timeout(1800)  # a guard against hangs: 2 lessons took 1151 s at load 9
-def test_lessons_run_on_a_standalone_cluster(tmp_path):
+@pytest.mark.timeout(1800)  # a guard against hangs
+def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
+    """nbval runs every notebook on local[*]; this runs two of them against a real standalone
+    master and worker (COURSE_SPARK_MASTER), so that Delta's jars reach the executors, Python
+    workers and pandas conversions run on the executor, and MLflow's Spark-flavour model is
+    scored by the cluster."""
     with LocalCluster(cores=2, memory="4g", workdir=tmp_path / "cluster") as cluster:
         env = dict(os.environ, COURSE_SPARK_MASTER=cluster.url)
-        for notebook in (ML00A, ML00B):
-            result = execute(notebook, env=env)
+        for notebook in ON_CLUSTER:
+            result = notebook_runs(notebook, env=env)
             assert result.ok, f"{notebook.name} on {cluster.url}: {result.error}"
             setup_cell = next(c for c in result.notebook.cells if c.cell_type == "code")
             setup_output = "".join(o.get("text", "") for o in setup_cell.outputs)
             assert f"master {cluster.url}" in setup_output
         status = cluster.status()
         apps = {app["name"] for app in status["activeapps"] + status["completedapps"]}
-        assert {"course-ML00a", "course-ML00b"} <= apps, apps
+        assert {"course-ML00a", "course-ML06L"} <= apps, apps
         assert any(w["state"] == "ALIVE" for w in status["workers"])

@@ -1,8 +1,5 @@
 """Labs are generated from solutions: the generator, freshness, and every lab's checks."""
 
-import copy
-import re
-
 import nbformat
 import pytest
 
@@ -111,70 +108,30 @@ def test_placeholder_transformer():
 
 
 # --- every real lab ----------------------------------------------------------------------------
-
-def _error_cells(nb):
-    return [i for i, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and any(o.output_type == "error" for o in cell.outputs)]
+# Executing the labs is part of nbval's run of their solutions (tests/course_plugin.py): the lab's
+# first TODO cell must stop with TodoNotDone, and every check cell must fail without its answer.
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_lab_stops_at_its_first_todo_with_a_clear_message(solution):
-    from includes.tools.runner import execute
-
-    first_todo = analyse(nbformat.read(solution, as_version=4)).todo_cells[0]
-    result = execute(labs.LABS_DIR / solution.name)
-    assert result.error is not None and result.error.startswith("TodoNotDone"), result.error
-    assert _error_cells(result.notebook) == [first_todo], "the lab failed before its first TODO"
-
-
-def _without_answer(source: str) -> str:
-    """The TODO cell with its answer removed (each region replaced by `pass`)."""
-    return re.sub(
-        r"^(\s*)# BEGIN SOLUTION\s*$.*?^\s*# END SOLUTION\s*$",
-        lambda m: f"{m.group(1)}pass",
-        source,
-        flags=re.S | re.M,
-    )
+def test_lab_before_its_first_todo_is_the_solution_unchanged(solution):
+    """What makes the in-kernel probe a proof for the lab: up to its first TODO, the lab is the
+    solution's cells (which nbval runs without error), and that TODO cell holds a <FILL_IN>."""
+    solution_nb = nbformat.read(solution, as_version=4)
+    lab_nb = nbformat.read(labs.LABS_DIR / solution.name, as_version=4)
+    first_todo = analyse(solution_nb, solution.name).todo_cells[0]
+    for index in range(first_todo):
+        ours, theirs = lab_nb.cells[index], solution_nb.cells[index]
+        assert (ours.cell_type, ours.source) == (theirs.cell_type, theirs.source), f"cell {index} differs"
+    assert "<FILL_IN>" in lab_nb.cells[first_todo].source
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_checks_pass_on_the_answer_and_fail_without_it(solution):
-    """One kernel pass: before each TODO cell runs, run it without its answer and require the
-    following check cell to fail with LabCheckError; then run the real cell and its check."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    nb = nbformat.read(solution, as_version=4)
-    structure = analyse(nb, solution.name)
-    next_check = {todo: min(c for c in structure.check_cells if c > todo) for todo in structure.todo_cells}
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(solution.parent)}},
-                            extra_arguments=["--Application.log_level=ERROR"])
-    failures = []
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            if index in next_check:
-                broken = copy.deepcopy(cell)
-                broken.source = _without_answer(cell.source)
-                try:
-                    client.execute_cell(broken, index)
-                except CellExecutionError:
-                    pass  # a cell without its answer may fail by itself; the check must still catch it
-                check_cell = copy.deepcopy(nb.cells[next_check[index]])
-                try:
-                    client.execute_cell(check_cell, next_check[index])
-                    failures.append(f"cell {next_check[index]} passed although TODO cell {index} had no answer")
-                except CellExecutionError as exc:
-                    if exc.ename != "LabCheckError":
-                        failures.append(f"cell {next_check[index]} failed with {exc.ename}, not LabCheckError")
-                    elif "FAIL:" not in exc.evalue:
-                        failures.append(f"cell {next_check[index]}: message does not say what failed")
-            client.execute_cell(cell, index)  # the real answer, and later its check, must pass
-    assert not failures, "\n".join(failures)
+def test_check_cells_are_locked_in_the_lab(solution):
+    lab_nb = nbformat.read(labs.LABS_DIR / solution.name, as_version=4)
+    checks = [cell for cell in lab_nb.cells if labs.is_check(cell)]
+    assert checks
+    for cell in checks:
+        assert cell.metadata.get("editable") is False and cell.metadata.get("deletable") is False
 
 
 def test_generate_one_writes_only_that_lab(tmp_path):

@@ -1,6 +1,7 @@
 """includes/runner.py: per-cell timing of executed notebooks."""
 
 import nbformat
+import pytest
 
 from includes.tools.runner import Result, cell_seconds, execute
 
@@ -38,3 +39,29 @@ def test_execute_records_the_time_of_every_code_cell(tmp_path):
     assert set(seconds) == {1, 2}
     assert seconds[1] >= 1.2 > seconds[2]
     assert result.slowest_cells(1)[0][0] == 1
+
+
+def test_course_runs_two_notebooks_at_a_time_with_course_jobs(tmp_path, capsys, monkeypatch):
+    """COURSE_JOBS=2: each notebook records when it ran; with two jobs the runs overlap."""
+    from includes.tools.runner import course_jobs, run_course
+
+    paths = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "import time, pathlib\n"
+            f"pathlib.Path({str(tmp_path / name)!r} + '.start').write_text(str(time.time()))\n"
+            "time.sleep(3)\n"
+            f"pathlib.Path({str(tmp_path / name)!r} + '.end').write_text(str(time.time()))")]), path)
+        paths.append(path)
+    monkeypatch.setenv("COURSE_JOBS", "2")
+    assert run_course(paths, build_dir=tmp_path / "build", jobs=course_jobs()) == 0
+    stamp = {p.name: float(p.read_text()) for p in tmp_path.glob("*.start")} | \
+            {p.name: float(p.read_text()) for p in tmp_path.glob("*.end")}
+    assert stamp["a.start"] < stamp["b.end"] and stamp["b.start"] < stamp["a.end"], stamp  # they overlapped
+    out = capsys.readouterr().out
+    assert "2 at a time" in out and "the whole course took" in out and "2 OK, 0 failed" in out
+    assert (tmp_path / "build" / "html" / tmp_path.name / "a.html").exists()
+    monkeypatch.setenv("COURSE_JOBS", "zero")
+    with pytest.raises(SystemExit, match="COURSE_JOBS"):
+        course_jobs()

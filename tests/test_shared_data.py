@@ -50,6 +50,7 @@ def test_fresh_experiment_forgets_earlier_runs_and_models(tmp_path, monkeypatch)
     from includes.runtime.tracking import fresh_experiment, fresh_registered_model
 
     experiment = fresh_experiment("TEST_fresh")
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"  # the UI's training view
     with mlflow.start_run():
         mlflow.log_metric("rmse", 1.0)
     assert len(mlflow.search_runs([experiment.experiment_id])) == 1

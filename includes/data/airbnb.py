@@ -7,11 +7,10 @@ Treat that table as read-only: a lesson that changes data writes its own copy un
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 from pathlib import Path
 
+from includes.fsutil import OLD_PREFIX, STAGING_PREFIX, build_into_place, exclusive_lock, remove_leftovers
 from includes.paths import dataset_dir, work_root
 
 SF_CLEAN_PARQUET = "sf-airbnb-clean.parquet"  # in dataset airbnb-sf
@@ -49,12 +48,9 @@ def sf_clean_delta(spark, datasets_dir: os.PathLike | str | None = None,
     if _pristine(target):
         return str(target)
     shared.mkdir(parents=True, exist_ok=True)
-    with open(shared / f".{SF_CLEAN_DELTA_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(shared / f".{SF_CLEAN_DELTA_NAME}.lock"):
         if not _pristine(target):
-            staging = shared / f".staging-{SF_CLEAN_DELTA_NAME}-{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            spark.read.parquet(sf_clean_parquet(datasets_dir)).write.format("delta").save(str(staging))
-            shutil.rmtree(target, ignore_errors=True)
-            os.rename(staging, target)
+            remove_leftovers(shared, (f"{STAGING_PREFIX}{SF_CLEAN_DELTA_NAME}-", f"{OLD_PREFIX}{SF_CLEAN_DELTA_NAME}-"))
+            clean = spark.read.parquet(sf_clean_parquet(datasets_dir))
+            build_into_place(target, lambda staging: clean.write.format("delta").save(str(staging)))
     return str(target)

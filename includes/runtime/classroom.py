@@ -25,7 +25,6 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import atexit
-import fcntl
 import logging
 import os
 import shutil
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from includes.data.datasets import require as require_datasets
+from includes.fsutil import try_lock
 from includes.paths import CourseSetupError, datasets_root, display_path, mlflow_store_dir, mlflow_tracking_uri, work_root
 from includes.runtime.preflight import check_java, check_master_reachable
 from includes.runtime.spark import start_session
@@ -84,15 +84,9 @@ def claim_working_dir(lesson: str, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else work_root()
     root.mkdir(parents=True, exist_ok=True)
     for name in (lesson, f"{lesson}-{os.getpid()}"):
-        lock_path = root / f".{name}.lock"
-        if name in _held_locks:  # re-run in the same process: we already own it
-            handle = _held_locks[name]
-        else:
-            handle = open(lock_path, "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
+        if name not in _held_locks:  # else a re-run in the same process: we already own it
+            handle = try_lock(root / f".{name}.lock")
+            if handle is None:  # another live process works there
                 continue
             _held_locks[name] = handle
         directory = root / name

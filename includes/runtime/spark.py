@@ -42,10 +42,11 @@ def delta_package() -> str:
     return configure_spark_with_delta_pip(SparkSession.Builder())._options["spark.jars.packages"]
 
 
-def recorded_jars(package: str, jars_file: Path = JARS_FILE) -> list[str] | None:
-    """The local jar files recorded for ``package`` by ``make setup``, or None (absent, stale, missing)."""
+def recorded_jars(package: str, jars_file: Path | None = None) -> list[str] | None:
+    """The local jar files recorded for ``package`` by ``make setup`` (in :data:`JARS_FILE` unless
+    ``jars_file`` is given), or None when the record is absent, stale or names a missing file."""
     try:
-        lines = jars_file.read_text(encoding="utf-8").split("\n")
+        lines = (JARS_FILE if jars_file is None else jars_file).read_text(encoding="utf-8").split("\n")
     except OSError:
         return None
     if not lines or lines[0] != package:
@@ -129,7 +130,7 @@ def start_session(app_name: str, master: str, working_dir: os.PathLike | str, lo
     return builder.getOrCreate()
 
 
-def check(jars_file: Path = JARS_FILE) -> str:
+def check(jars_file: Path | None = None) -> str:
     """The set-up's check: start Spark + Delta with Ivy's resolution, write and read a Delta table,
     record the resolved jar files for later sessions. Returns a one-line report."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +149,7 @@ def check(jars_file: Path = JARS_FILE) -> str:
         version, lanes, blas = spark.version, *blas_lanes(spark)
         spark.stop()
     package = delta_package()
+    jars_file = JARS_FILE if jars_file is None else jars_file
     if jars:
         jars_file.write_text("\n".join([package, *jars]) + "\n", encoding="utf-8")
     return (f"Spark {version} with Delta Lake ({package}, {len(jars)} jars recorded in {jars_file.name}); "
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m includes.runtime.spark")
     parser.add_argument("command", choices=["check"])
-    parser.add_argument("--jars-file", type=Path, default=JARS_FILE, help="where to record Delta's jar files")
+    parser.add_argument("--jars-file", type=Path, help=f"where to record Delta's jar files (default {JARS_FILE})")
     args = parser.parse_args(argv)
     print(check(args.jars_file))
     return 0

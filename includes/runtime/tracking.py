@@ -11,6 +11,8 @@ from pathlib import Path
 
 from includes.paths import course_store_uri, mlflow_store_dir, mlflow_tracking_uri
 
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
 
 def _artifact_location(name: str) -> str | None:
     """Artifacts of the course's own SQLite store live next to it, in mlflow/artifacts/."""
@@ -35,9 +37,12 @@ def fresh_experiment(name: str):
     elif experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     experiment = mlflow.set_experiment(name)
+    # MLflow 3's UI opens an experiment without this tag on its GenAI view (traces, prompts);
+    # tagged as model development it opens on the training runs the lesson logged.
+    client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     for run in client.search_runs([experiment.experiment_id], max_results=50000):
         client.delete_run(run.info.run_id)
-    return experiment
+    return client.get_experiment(experiment.experiment_id)
 
 
 def fresh_registered_model(name: str) -> None:

@@ -15,7 +15,8 @@ the region contains lines starting with ``# LAB:``, those lines without the pref
     airbnb_df = spark.read.format("delta").load(delta_path)
     # END SOLUTION
 
-Check cells carry the cell tag ``check`` and are copied unchanged. Every TODO cell (a cell
+Check cells carry the cell tag ``check`` and are copied unchanged, locked against editing and
+deletion (cell metadata ``editable``/``deletable`` false, as nbgrader does). Every TODO cell (a cell
 with a solution region) must be followed by a check cell before the next TODO cell.
 Generated labs have no outputs. ``<FILL_IN>`` runs as a call that raises ``TodoNotDone``
 (installed by the setup cell as an IPython input transformer), so running a lab stops at its
@@ -128,6 +129,9 @@ def make_lab(solution) -> nbformat.NotebookNode:
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)
+        if is_check(cell):  # locked, as nbgrader does, so a learner cannot delete a check by accident
+            cell.metadata["editable"] = False
+            cell.metadata["deletable"] = False
     return lab
 
 

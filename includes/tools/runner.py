@@ -1,7 +1,8 @@
 """Execute the course's notebooks headless.
 
 ``python -m includes.tools.runner course``   runs every lesson and solution, writes executed copies and
-                                       HTML to build/, prints one line per notebook and the total.
+                                       HTML to build/, prints one line per notebook and the total
+                                       (``COURSE_JOBS=2``: two notebooks at a time).
 ``python -m includes.tools.runner outputs [NOTEBOOK ...]``  re-executes notebooks in place to refresh
                                        their stored outputs (default: all of notebooks/ and
                                        solutions/), then regenerates labs/.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -110,23 +112,40 @@ def save_build(result: Result, build_dir: Path = BUILD_DIR) -> None:
     html.write_text(body, encoding="utf-8")
 
 
-def run_course(paths: list[Path], build_dir: Path = BUILD_DIR) -> int:
-    total = 0.0
+def course_jobs() -> int:
+    """How many notebooks ``make course`` runs at a time: ``$COURSE_JOBS`` (default 1)."""
+    value = os.environ.get("COURSE_JOBS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"COURSE_JOBS must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def run_course(paths: list[Path], build_dir: Path = BUILD_DIR, jobs: int = 1) -> int:
+    """Execute every notebook (``jobs`` at a time), save executed copies and HTML, print the table."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     failures = 0
-    print(f"Running {len(paths)} notebooks; executed copies and HTML go to {display_path(build_dir)}/")
-    for path in paths:
-        result = execute(path)
-        total += result.seconds
-        save_build(result, build_dir)
-        status = "OK" if result.ok else "FAILED"
-        line = f"{status:<7}{result.seconds:7.1f} s  {display_path(path)}"
-        if not result.ok:
-            failures += 1
-            line += f"\n         {result.error}"
-        elif result.timing_line():
-            line += "\n" + result.timing_line()
-        print(line, flush=True)
-    print(f"{'TOTAL':<7}{total:7.1f} s  {len(paths) - failures} OK, {failures} failed")
+    busy = 0.0
+    print(f"Running {len(paths)} notebooks, {jobs} at a time; executed copies and HTML go to "
+          f"{display_path(build_dir)}/", flush=True)
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(execute, path) for path in paths]
+        for future in as_completed(futures):
+            result = future.result()
+            busy += result.seconds
+            save_build(result, build_dir)
+            status = "OK" if result.ok else "FAILED"
+            line = f"{status:<7}{result.seconds:7.1f} s  {display_path(result.path)}"
+            if not result.ok:
+                failures += 1
+                line += f"\n         {result.error}"
+            elif result.timing_line():
+                line += "\n" + result.timing_line()
+            print(line, flush=True)
+    wall = time.monotonic() - start
+    print(f"{'TOTAL':<7}{wall:7.1f} s  {len(paths) - failures} OK, {failures} failed "
+          f"(the whole course took {wall / 60:.1f} min; notebooks ran {busy:.0f} s in all, {jobs} at a time)")
     return 1 if failures else 0
 
 
@@ -161,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or course_notebooks()
     if args.command == "course":
-        return run_course(paths)
+        return run_course(paths, jobs=course_jobs())
     return refresh_outputs(paths)
 
 
