@@ -99,3 +99,21 @@ def test_setup_check_records_the_jars_and_spark_blas_adds_four_lanes(tmp_path):
     lines = record.read_text().split()
     assert lines[0] == delta_package() and len(lines) > 1
     assert recorded_jars(lines[0], record) == lines[1:]
+
+
+def test_stdout_and_stderr_keep_the_order_they_were_written_in(tmp_path):
+    """A cell that prints to both streams (MLflow's messages go to stderr) stores them in write order."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = (f"import sys; sys.path.insert(0, {str(COURSE_ROOT)!r})\n"
+            "from includes.runtime.classroom import write_through\n"
+            "write_through(sys.stdout); write_through(sys.stderr)\n"
+            "for i in range(20):\n"
+            "    print('out', i)\n"
+            "    print('err', i, file=sys.stderr)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, kernel_name="python3", timeout=60).execute()
+    outputs = nb.cells[0].outputs
+    assert [o.name for o in outputs] == ["stdout", "stderr"] * 20
+    assert outputs[1].text == "err 0\n" and outputs[-2].text == "out 19\n"

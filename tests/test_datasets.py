@@ -99,6 +99,15 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name.startswith((".staging-", ".old-")))
 
 
+def zip_members(entry: dict, source: Path, dest: Path) -> Path:
+    """Zip the files of ``source`` (a dataset folder) under the member names of ``entry``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for file in entry["files"]:
+            bundle.write(source / file["path"], file["member"])
+    return dest
+
+
 def mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
@@ -183,23 +192,23 @@ def test_install_from_local_mirror_then_noop(tmp_path: Path, small: datasets.Man
 
 
 @needs_mirror
-def test_install_over_http_mirror(tmp_path: Path, small: datasets.Manifest) -> None:
+def test_install_over_http_mirror(tmp_path: Path, small: datasets.Manifest, capfd: pytest.CaptureFixture) -> None:
     root = tmp_path / "ds"
     with serve(MIRROR) as (url, requests):
         assert datasets.install(None, root, url + "/", small, log=lambda _: None) == list(SMALL)
     assert_installed_ok(root, small)
     assert len(requests) == sum(len(entry["files"]) for entry in small.values())
+    assert capfd.readouterr() == ("", "")  # pooch's "Downloading data from ..." lines stay quiet
 
 
 @needs_mirror
-def test_install_from_canonical_archive_and_urls(tmp_path: Path, small: datasets.Manifest) -> None:
+def test_install_from_canonical_archive_and_urls(
+    tmp_path: Path, small: datasets.Manifest, capfd: pytest.CaptureFixture
+) -> None:
     """No mirror: archive members are extracted from a zip downloaded once; direct URLs are fetched."""
     origin = tmp_path / "origin"
     shutil.copytree(MIRROR / "airbnb-sf", origin / "direct")
-    archive = origin / "ml-latest-small.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for file in small["ml-latest-small"]["files"]:
-            bundle.write(MIRROR / "ml-latest-small" / file["path"], file["member"])
+    archive = zip_members(small["ml-latest-small"], MIRROR / "ml-latest-small", origin / "ml-latest-small.zip")
     root = tmp_path / "ds"
     with serve(origin) as (url, requests):
         for file in small["airbnb-sf"]["files"]:
@@ -210,20 +219,27 @@ def test_install_from_canonical_archive_and_urls(tmp_path: Path, small: datasets
         assert datasets.install(None, root, "", small, log=lambda _: None) == list(SMALL)
     assert_installed_ok(root, small)
     assert requests.count("/ml-latest-small.zip") == 1
-    assert not list(tmp_path.glob("ds/*.downloads"))
+    assert not list(tmp_path.glob("ds/*.downloads")) and not list(tmp_path.glob("ds/*/.downloads"))
+    assert capfd.readouterr() == ("", "")
 
 
 @needs_mirror
-def test_archive_with_wrong_checksum_is_refused(tmp_path: Path, small: datasets.Manifest) -> None:
-    origin = tmp_path / "origin"
-    origin.mkdir()
-    with zipfile.ZipFile(origin / "ml.zip", "w") as bundle:
-        for file in small["ml-latest-small"]["files"]:
-            bundle.write(MIRROR / "ml-latest-small" / file["path"], file["member"])
+@pytest.mark.parametrize("flip, archive_checksum, error", [
+    (None, {"sha256": "0" * 64}, r"ml-latest-small.*archive ml-latest-small\.zip"),
+    # the manifest does not know the zip's checksum: each member is still checked against its own
+    ("movies.csv", {"size": None, "sha256": None}, r"file movies\.csv \(from member ml-latest-small/movies\.csv"),
+], ids=["archive", "member"])
+def test_archive_with_wrong_checksum_is_refused(
+    tmp_path: Path, small: datasets.Manifest, flip: str | None, archive_checksum: dict, error: str
+) -> None:
+    source = copy_mirror(("ml-latest-small",), tmp_path / "copy") / "ml-latest-small"
+    if flip:
+        flip_byte(source / flip)
+    origin = zip_members(small["ml-latest-small"], source, tmp_path / "origin" / "ml.zip").parent
     root = tmp_path / "ds"
     with serve(origin) as (url, _):
-        small["ml-latest-small"]["archives"][0].update(url=f"{url}/ml.zip", sha256="0" * 64)
-        with pytest.raises(DatasetError, match=r"ml-latest-small.*archive ml-latest-small\.zip"):
+        small["ml-latest-small"]["archives"][0].update(url=f"{url}/ml.zip", **archive_checksum)
+        with pytest.raises(DatasetError, match=error):
             datasets.install(["ml-latest-small"], root, "", small, log=lambda _: None)
     assert not (root / "ml-latest-small").exists()
     assert leftovers(root) == []

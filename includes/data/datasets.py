@@ -6,15 +6,16 @@ attribution and the list of its files, each with its size, its sha256 and where 
 committed; it is installed into the datasets folder (``COURSE_DATASETS_DIR``, default
 ``<course>/datasets``) by ``make datasets``, i.e. ``python -m includes.data.datasets install``.
 
-Where the bytes come from:
+Where the bytes come from (pooch does the transfer and checks the sha256 of what arrives):
 
 - a mirror, given by ``--mirror`` / ``mirror=`` or the ``COURSE_DATASETS_MIRROR`` variable: a
   local folder or an ``http(s)://`` base URL laid out as ``<mirror>/<dataset>/<path>``;
 - otherwise the canonical URLs of the manifest (each archive is downloaded once).
 
-Every file is checked against the manifest (size and sha256). A dataset is built in a staging
-folder ``<datasets_dir>/.staging-<name>-<pid>`` and renamed into place only once every file has
-been verified, so an interrupted install never leaves a partial ``<datasets_dir>/<name>``.
+Every file is checked against the manifest (size and sha256). Under the lock ``.install.lock``,
+a dataset is built in a staging folder ``<datasets_dir>/.staging-<name>-<pid>`` and renamed into
+place only once every file has been verified (:func:`includes.fsutil.build_into_place`), so an
+interrupted install never leaves a partial ``<datasets_dir>/<name>``.
 A stamp file ``<name>/.installed.json`` lets :func:`is_installed` / :func:`require` answer
 without reading the data.
 
@@ -32,24 +33,22 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
-import http.client
 import json
+import logging
 import os
 import re
 import shutil
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from includes.fsutil import build_into_place, exclusive_lock, remove_leftovers
 from includes.paths import COURSE_ROOT, CourseSetupError, datasets_root, not_installed
 
 MANIFEST_PATH = COURSE_ROOT / "datasets" / "manifest.json"
@@ -57,10 +56,8 @@ MANIFEST_VERSION = 1
 MIRROR_ENV = "COURSE_DATASETS_MIRROR"
 STAMP_NAME = ".installed.json"
 LOCK_NAME = ".install.lock"
-STAGING_PREFIX = ".staging-"
-OLD_PREFIX = ".old-"
+DOWNLOADS_DIR = ".downloads"  # inside a staging folder: the archives, removed before the swap
 HTTP_TIMEOUT = 60.0  # seconds without any progress before a download is abandoned
-CHUNK_SIZE = 1 << 20
 USER_AGENT = "scalable-ml-course-datasets/1"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -183,46 +180,27 @@ def _not_installed_message(name: str, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Checksums
+# Checks and error messages
 # --------------------------------------------------------------------------------------------
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _digest(chunks: Iterable[bytes], sink: Any = None) -> tuple[int, str]:
-    """Size and sha256 of a stream of chunks, optionally copying them to ``sink``."""
-    digest, size = hashlib.sha256(), 0
-    for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-        if sink is not None:
-            sink.write(chunk)
-    return size, digest.hexdigest()
-
-
-def _write_chunks(chunks: Iterable[bytes], dest: Path) -> tuple[int, str]:
-    """Write the chunks to ``dest`` (creating parent folders); return size and sha256."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as sink:
-        return _digest(chunks, sink)
-
-
-def _mismatch(what: str, expected: tuple[int | None, str | None], actual: tuple[int, str], fix: str) -> DatasetError:
+def _mismatch(name: str, what: str, expected: Mapping[str, Any], got: str, fix: str) -> DatasetError:
     """The error for a file or archive whose bytes are not the ones the manifest expects."""
-    (want_size, want_sha), (size, sha) = expected, actual
     return DatasetError(
-        f"{what} does not match the manifest: expected sha256 {want_sha or '(any)'} ({want_size} bytes), "
-        f"got sha256 {sha} ({size} bytes). {fix}"
+        f"Dataset '{name}': {what} does not match the manifest: expected sha256 "
+        f"{expected.get('sha256') or '(any)'} ({expected.get('size')} bytes), got {got}. {fix}"
     )
 
 
-def _matches(expected: Mapping[str, Any], size: int, sha: str) -> bool:
-    """True when size and sha256 agree with ``expected`` (a null expectation accepts anything)."""
-    return expected.get("size") in (None, size) and expected.get("sha256") in (None, sha)
+def _check_file(name: str, file: Mapping[str, Any], path: Path, what: str, fix: str) -> None:
+    """Raise unless ``path`` exists with the size and sha256 the manifest gives for ``file``."""
+    if not path.is_file():
+        raise DatasetError(f"Dataset '{name}': {what} is missing. {fix}")
+    with open(path, "rb") as handle:
+        sha = hashlib.file_digest(handle, "sha256").hexdigest()
+    size = path.stat().st_size
+    if (size, sha) != (file["size"], file["sha256"]):
+        raise _mismatch(name, what, file, f"sha256 {sha} ({size} bytes)", fix)
 
 
 def _source_fix(name: str) -> str:
@@ -241,152 +219,117 @@ def _installed_fix(name: str, target: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Sources: where the bytes of a file come from
+# Sources: where the bytes of a file come from (pooch does the transfer)
 # --------------------------------------------------------------------------------------------
 
 
-def _download_error(what: str, url: str, exc: BaseException) -> DatasetError:
-    if isinstance(exc, urllib.error.HTTPError):
-        reason = f"HTTP {exc.code} {exc.reason}"
-    else:
-        reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
-    return DatasetError(
-        f"could not download {what} from {url}: {reason}. Check your connection, or set "
-        f"{MIRROR_ENV} to a folder holding the datasets."
-    )
+def _retrieve(name: str, spec: Mapping[str, Any], url: str, dest: Path,
+              downloader: Callable[..., Any] | None = None, members: list[str] | None = None) -> None:
+    """Fetch ``url`` into ``dest`` with pooch, which checks the sha256 (when ``spec`` has one).
 
+    ``spec`` is the manifest's file or archive; ``members`` are unzipped next to the archive
+    (into ``<dest>.unzip``). Any failure becomes a :class:`DatasetError` that says what to do.
+    """
+    import pooch  # imported here: the set-up cell of every notebook imports this module
+    import requests
 
-def _url_chunks(url: str, what: str) -> Iterator[bytes]:
-    """Stream ``url``; any network failure becomes a :class:`DatasetError`."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    item = spec.get("path") or spec["name"]
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # not pooch's "Downloading data from ..." lines
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            while chunk := response.read(CHUNK_SIZE):
-                yield chunk
-    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
-        raise _download_error(what, url, exc) from exc
+        pooch.retrieve(
+            url, known_hash=spec.get("sha256") and f"sha256:{spec['sha256']}", fname=dest.name, path=dest.parent,
+            downloader=downloader or pooch.HTTPDownloader(
+                timeout=HTTP_TIMEOUT, progressbar=False, headers={"User-Agent": USER_AGENT}),
+            processor=pooch.Unzip(members=members) if members else None,
+        )
+    except ValueError as exc:  # pooch: the sha256 of what arrived is not the known one
+        got = re.search(r"but got ([0-9a-f]+)", str(exc))
+        kind = "file" if "path" in spec else "archive"
+        raise _mismatch(name, f"{kind} {item} (from {url})", spec, f"sha256 {got[1] if got else exc}",
+                        _source_fix(name)) from exc
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"Dataset '{name}': archive {item} from {url} is not a readable zip file ({exc}). "
+                           f"{_source_fix(name)}") from exc
+    except requests.RequestException as exc:
+        response = getattr(exc, "response", None)
+        reason = f"HTTP {response.status_code} {response.reason}" if response is not None else str(exc)
+        raise DatasetError(
+            f"could not download {name}/{item} from {url}: {reason}. Check your connection, or set "
+            f"{MIRROR_ENV} to a folder holding the datasets."
+        ) from exc
+    finally:
+        logger.setLevel(level)
 
 
-class _LocalMirror:
-    """A folder laid out as ``<root>/<dataset>/<path>``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.label = f"mirror {root}"
-
-    def where(self, name: str, file: Mapping[str, Any]) -> str:
-        return str(self.root / name / file["path"])
-
-    def chunks(self, name: str, entry: Mapping[str, Any], file: Mapping[str, Any]) -> Iterator[bytes]:
-        path = self.root / name / file["path"]
-        if not path.is_file():
-            raise DatasetError(
-                f"the dataset mirror {self.root} has no file {name}/{file['path']}. Check {MIRROR_ENV} "
-                f"(or --mirror), or unset it to download from the original source."
-            )
-        yield from _file_chunks(path)
-
-    def close(self) -> None:
-        """Nothing to clean up."""
+def _copy_file(url: str, output_file: str, _pooch: Any) -> None:
+    """A pooch downloader for a local mirror, where ``url`` is a path."""
+    shutil.copyfile(url, output_file)
 
 
-class _HttpMirror:
-    """An ``http(s)://`` base URL laid out as ``<base>/<dataset>/<path>``."""
+class _Mirror:
+    """A mirror laid out as ``<base>/<dataset>/<path>``: a local folder or an ``http(s)://`` base URL."""
 
     def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/")
+        if base.startswith("file://"):
+            base = urllib.request.url2pathname(urllib.parse.urlparse(base).path)
+        self.http = base.startswith(("http://", "https://"))
+        if not self.http and not Path(base).expanduser().is_dir():
+            raise DatasetError(
+                f"the dataset mirror {base!r} is neither a folder nor an http(s):// URL "
+                f"(set by --mirror or {MIRROR_ENV})."
+            )
+        self.base = base.rstrip("/") if self.http else str(Path(base).expanduser().resolve())
         self.label = f"mirror {self.base}"
 
-    def where(self, name: str, file: Mapping[str, Any]) -> str:
-        return f"{self.base}/{urllib.parse.quote(name)}/{urllib.parse.quote(file['path'])}"
+    def fetch(self, name: str, entry: Mapping[str, Any], file: Mapping[str, Any], staging: Path) -> str:
+        """Put ``file`` into ``staging``; return where it came from."""
+        if self.http:
+            url = f"{self.base}/{urllib.parse.quote(name)}/{urllib.parse.quote(file['path'])}"
+            _retrieve(name, file, url, staging / file["path"])
+            return url
+        source = Path(self.base, name, file["path"])
+        if not source.is_file():
+            raise DatasetError(
+                f"the dataset mirror {self.base} has no file {name}/{file['path']}. Check {MIRROR_ENV} "
+                f"(or --mirror), or unset it to download from the original source."
+            )
+        _retrieve(name, file, str(source), staging / file["path"], downloader=_copy_file)
+        return str(source)
 
-    def chunks(self, name: str, entry: Mapping[str, Any], file: Mapping[str, Any]) -> Iterator[bytes]:
-        yield from _url_chunks(self.where(name, file), f"{name}/{file['path']}")
 
-    def close(self) -> None:
-        """Nothing to clean up."""
-
-
-class _CanonicalSource:
-    """The manifest's own URLs; each archive is downloaded once into ``scratch`` and verified."""
+class _Origin:
+    """The manifest's own URLs; each archive is downloaded and unzipped once, into ``<staging>/.downloads``."""
 
     label = "the original sources"
 
-    def __init__(self, scratch: Path) -> None:
-        self.scratch = scratch
-        self._archives: dict[str, Path] = {}
-
-    def where(self, name: str, file: Mapping[str, Any]) -> str:
-        if "url" in file:
+    def fetch(self, name: str, entry: Mapping[str, Any], file: Mapping[str, Any], staging: Path) -> str:
+        """Put ``file`` into ``staging``; return where it came from."""
+        dest = staging / file["path"]
+        archives = entry.get("archives") or []
+        index = next((i for i, a in enumerate(archives) if file.get("url") == a["url"]
+                      or file.get("archive") == a["name"]), None)
+        if index is None:
+            _retrieve(name, file, file["url"], dest)
             return file["url"]
-        return f"member {file['member']} of {file['archive']}"
-
-    def chunks(self, name: str, entry: Mapping[str, Any], file: Mapping[str, Any]) -> Iterator[bytes]:
-        archives = {archive["url"]: archive for archive in entry.get("archives") or []}
-        if "url" in file and file["url"] not in archives:
-            yield from _url_chunks(file["url"], f"{name}/{file['path']}")
-            return
-        if "url" in file:  # the archive itself is also a file of the dataset: download it once
-            yield from _file_chunks(self._fetch(name, archives[file["url"]]))
-            return
-        archive = next(a for a in archives.values() if a["name"] == file["archive"])
-        yield from self._member_chunks(name, archive, file["member"])
-
-    def _fetch(self, name: str, archive: Mapping[str, Any]) -> Path:
-        """Download ``archive`` (once) and check its size/sha256 when the manifest knows them."""
-        url = archive["url"]
-        if url not in self._archives:
-            dest = self.scratch / f"archive-{len(self._archives)}.zip"
-            size, sha = _write_chunks(_url_chunks(url, f"{name} archive {archive['name']}"), dest)
-            if not _matches(archive, size, sha):
-                raise _mismatch(
-                    f"Dataset '{name}': archive {archive['name']} downloaded from {url}",
-                    (archive.get("size"), archive.get("sha256")),
-                    (size, sha),
-                    _source_fix(name),
-                )
-            self._archives[url] = dest
-        return self._archives[url]
-
-    def _member_chunks(self, name: str, archive: Mapping[str, Any], member: str) -> Iterator[bytes]:
-        path = self._fetch(name, archive)
-        try:
-            with zipfile.ZipFile(path) as bundle, bundle.open(member) as handle:
-                while chunk := handle.read(CHUNK_SIZE):
-                    yield chunk
-        except KeyError as exc:
+        archive = archives[index]
+        zip_path = staging / DOWNLOADS_DIR / f"archive-{index}.zip"
+        if not zip_path.exists():
+            members = [f["member"] for f in entry["files"] if f.get("archive") == archive["name"]]
+            _retrieve(name, archive, archive["url"], zip_path, members=members)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if "url" in file:  # the archive itself is also a file of the dataset
+            shutil.copyfile(zip_path, dest)
+            return archive["url"]
+        member = Path(f"{zip_path}.unzip", file["member"])
+        if not member.is_file():
             raise DatasetError(
-                f"Dataset '{name}': archive {archive['name']} ({archive['url']}) has no member {member}. "
+                f"Dataset '{name}': archive {archive['name']} ({archive['url']}) has no member {file['member']}. "
                 f"{_source_fix(name)}"
-            ) from exc
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DatasetError(
-                f"Dataset '{name}': archive {archive['name']} from {archive['url']} is not a readable "
-                f"zip file ({exc}). {_source_fix(name)}"
-            ) from exc
-
-    def close(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-_Source = _LocalMirror | _HttpMirror | _CanonicalSource
-
-
-def _open_source(mirror: str | None, scratch: Path) -> _Source:
-    """Interpret a mirror setting (None: the canonical URLs)."""
-    if not mirror:
-        return _CanonicalSource(scratch)
-    if mirror.startswith(("http://", "https://")):
-        return _HttpMirror(mirror)
-    if mirror.startswith("file://"):
-        mirror = urllib.request.url2pathname(urllib.parse.urlparse(mirror).path)
-    root = Path(mirror).expanduser()
-    if not root.is_dir():
-        raise DatasetError(
-            f"the dataset mirror {mirror!r} is neither a folder nor an http(s):// URL "
-            f"(set by --mirror or {MIRROR_ENV})."
-        )
-    return _LocalMirror(root.resolve())
+            )
+        os.replace(member, dest)
+        return f"member {file['member']} of {archive['url']}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,16 +343,7 @@ def _verify_dataset(name: str, entry: Mapping[str, Any], target: Path) -> None:
         raise DatasetError(_not_installed_message(name, target.parent))
     for file in entry["files"]:
         path = target / file["path"]
-        if not path.is_file():
-            raise DatasetError(
-                f"Dataset '{name}': file {path} is missing. {_installed_fix(name, target)}"
-            )
-        size, sha = _digest(_file_chunks(path))
-        if not _matches(file, size, sha):
-            raise _mismatch(
-                f"Dataset '{name}': file {path}", (file["size"], file["sha256"]), (size, sha),
-                _installed_fix(name, target),
-            )
+        _check_file(name, file, path, f"file {path}", _installed_fix(name, target))
 
 
 def _read_stamp(target: Path) -> dict[str, Any] | None:
@@ -443,55 +377,12 @@ def _write_stamp(name: str, entry: Mapping[str, Any], target: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _install_lock(root: Path, log: Logger) -> Iterator[None]:
-    """Hold an exclusive flock on ``<root>/.install.lock`` so concurrent installs take turns."""
-    with open(root / LOCK_NAME, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"another dataset install is running in {root}; waiting for it to finish ...")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_leftovers(root: Path) -> None:
-    """Delete staging/old folders of interrupted installs (safe: we hold the install lock)."""
-    for child in root.iterdir():
-        if child.name.startswith((STAGING_PREFIX, OLD_PREFIX)):
-            _remove(child)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
-    old = None
-    if target.exists() or target.is_symlink():
-        old = target.with_name(f"{OLD_PREFIX}{target.name}-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(staging, target)
-    if old is not None:
-        _remove(old)
-
-
-def _build(name: str, entry: Mapping[str, Any], staging: Path, source: _Source) -> None:
-    """Fetch every file into ``staging`` and check it; then write the stamp."""
+def _build(name: str, entry: Mapping[str, Any], staging: Path, source: _Mirror | _Origin) -> None:
+    """Fetch every file into ``staging`` and check its size and sha256; then write the stamp."""
     for file in entry["files"]:
-        size, sha = _write_chunks(source.chunks(name, entry, file), staging / file["path"])
-        if not _matches(file, size, sha):
-            raise _mismatch(
-                f"Dataset '{name}': file {file['path']} (from {source.where(name, file)})",
-                (file["size"], file["sha256"]), (size, sha), _source_fix(name),
-            )
+        where = source.fetch(name, entry, file, staging)
+        _check_file(name, file, staging / file["path"], f"file {file['path']} (from {where})", _source_fix(name))
+    shutil.rmtree(staging / DOWNLOADS_DIR, ignore_errors=True)
     _write_stamp(name, entry, staging)
 
 
@@ -504,7 +395,7 @@ def _is_verified_copy(name: str, entry: Mapping[str, Any], target: Path) -> bool
     return True
 
 
-def _install_one(name: str, entry: Mapping[str, Any], root: Path, mirror: str | None, log: Logger) -> bool:
+def _install_one(name: str, entry: Mapping[str, Any], root: Path, mirror: str, log: Logger) -> bool:
     """Install one dataset unless a verified copy is present; return True if it was (re)installed."""
     target = root / name
     present = target.exists()
@@ -513,15 +404,8 @@ def _install_one(name: str, entry: Mapping[str, Any], root: Path, mirror: str | 
             _write_stamp(name, entry, target)
         log(f"{name}: already installed ({_summary(entry)}) in {target}")
         return False
-    staging = root / f"{STAGING_PREFIX}{name}-{os.getpid()}"
-    source = _open_source(mirror, staging.with_name(staging.name + ".downloads"))
-    try:
-        staging.mkdir()
-        _build(name, entry, staging, source)
-        _swap_into_place(staging, target)
-    finally:
-        _remove(staging)
-        source.close()
+    source = _Mirror(mirror) if mirror else _Origin()
+    build_into_place(target, lambda staging: _build(name, entry, staging, source))
     replaced = " (replaced a copy that failed verification)" if present else ""
     log(f"{name}: installed {_summary(entry)} from {source.label} into {target}{replaced}")
     return True
@@ -544,15 +428,12 @@ def install(
     manifest = _resolve_manifest(manifest)
     selected = _select(names, manifest)
     root = _resolve_dir(datasets_dir)
-    mirror = os.environ.get(MIRROR_ENV, "") if mirror is None else mirror
+    mirror = (os.environ.get(MIRROR_ENV, "") if mirror is None else mirror).strip()
     root.mkdir(parents=True, exist_ok=True)
-    installed = []
-    with _install_lock(root, log):
-        _remove_leftovers(root)
-        for name in selected:
-            if _install_one(name, manifest[name], root, mirror.strip() or None, log):
-                installed.append(name)
-    return installed
+    waiting = f"another dataset install is running in {root}; waiting for it to finish ..."
+    with exclusive_lock(root / LOCK_NAME, on_wait=lambda: log(waiting)):
+        remove_leftovers(root)  # of interrupted installs (safe: we hold the install lock)
+        return [name for name in selected if _install_one(name, manifest[name], root, mirror, log)]
 
 
 def verify(

@@ -28,13 +28,14 @@ import atexit
 import logging
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from includes.data.datasets import require as require_datasets
 from includes.fsutil import try_lock
-from includes.paths import CourseSetupError, datasets_root, display_path, mlflow_store_dir, mlflow_tracking_uri, work_root
+from includes.paths import CourseSetupError, datasets_root, display_path, mlflow_tracking_uri, work_root
 from includes.runtime.preflight import check_java, check_master_reachable
 from includes.runtime.spark import start_session
 
@@ -99,6 +100,30 @@ def claim_working_dir(lesson: str, root: Path | None = None) -> Path:
     raise CourseSetupError(f"Could not claim a working directory for {lesson} under {root}")
 
 
+_last_written: list = [None]  # the output stream written to last, by write_through's streams
+
+
+def write_through(stream) -> None:
+    """Keep the order of writes across ipykernel's output streams (no-op for other streams).
+
+    Before a write to ``stream``, whatever the other stream holds is sent (flushed), so the
+    frontend receives the two streams' text in the order it was written.
+    """
+    if not hasattr(stream, "flush_interval") or getattr(stream, "_course_write_through", False):
+        return
+    write = stream.write
+
+    def ordered_write(text):
+        previous = _last_written[0]
+        if previous is not None and previous is not stream:
+            previous.flush()
+        _last_written[0] = stream
+        return write(text)
+
+    stream.write = ordered_write
+    stream._course_write_through = True
+
+
 @dataclass
 class Classroom:
     lesson: str
@@ -152,6 +177,12 @@ def setup(lesson: str, datasets: tuple[str, ...] | list[str] = ()) -> Classroom:
     # the store's history; warnings and errors still show.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # ipykernel sends what a cell prints to stdout and to stderr in batches, each stream on its own
+    # schedule, so a cell that prints to both (MLflow's "Created version '1' ..." on stderr, then the
+    # lesson's print) showed them in either order. Flushing one stream before the other is written
+    # keeps the order in which they were written, and the stored outputs reproducible.
+    for stream in (sys.stdout, sys.stderr):
+        write_through(stream)
     # PySpark logs every failing DataFrame expression as a timestamped JSON line on stderr before
     # raising the same error; the exception the learner sees says it all.
     logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
