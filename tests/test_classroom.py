@@ -101,19 +101,19 @@ def test_setup_check_records_the_jars_and_spark_blas_adds_four_lanes(tmp_path):
     assert recorded_jars(lines[0], record) == lines[1:]
 
 
-def test_stdout_and_stderr_keep_the_order_they_were_written_in(tmp_path):
-    """A cell that prints to both streams (MLflow's messages go to stderr) stores them in write order."""
+def test_stdout_and_stderr_keep_the_order_they_were_written_in():
+    """A cell that prints to both streams (MLflow's messages go to stderr) stores them in write
+    order, in every cell after the set-up cell (IPython re-wraps the streams around each cell)."""
     import nbformat
     from nbclient import NotebookClient
 
-    code = (f"import sys; sys.path.insert(0, {str(COURSE_ROOT)!r})\n"
-            "from includes.runtime.classroom import write_through\n"
-            "write_through(sys.stdout); write_through(sys.stderr)\n"
-            "for i in range(20):\n"
-            "    print('out', i)\n"
-            "    print('err', i, file=sys.stderr)\n")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    setup = (f"import sys; sys.path.insert(0, {str(COURSE_ROOT)!r})\n"
+             "from includes.runtime.classroom import write_through\n"
+             "write_through(sys.stdout); write_through(sys.stderr)")
+    interleaved = "for i in range(20):\n    print('out', i)\n    print('err', i, file=sys.stderr)"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(interleaved),
+                                         nbformat.v4.new_code_cell(interleaved)])
     NotebookClient(nb, kernel_name="python3", timeout=60).execute()
-    outputs = nb.cells[0].outputs
-    assert [o.name for o in outputs] == ["stdout", "stderr"] * 20
-    assert outputs[1].text == "err 0\n" and outputs[-2].text == "out 19\n"
+    for cell in nb.cells[1:]:
+        assert [o.name for o in cell.outputs] == ["stdout", "stderr"] * 20
+        assert cell.outputs[1].text == "err 0\n" and cell.outputs[-2].text == "out 19\n"

@@ -107,21 +107,34 @@ def write_through(stream) -> None:
     """Keep the order of writes across ipykernel's output streams (no-op for other streams).
 
     Before a write to ``stream``, whatever the other stream holds is sent (flushed), so the
-    frontend receives the two streams' text in the order it was written.
+    frontend receives the two streams' text in the order it was written. IPython wraps
+    ``stream.write`` around every cell and puts back the method it found, so the stream's class is
+    swapped for a subclass whose ``write`` is a property: a wrapper assigned to it is honoured,
+    and a plain method put back means the ordered write again.
     """
-    if not hasattr(stream, "flush_interval") or getattr(stream, "_course_write_through", False):
+    base = type(stream)
+    if not hasattr(stream, "flush_interval") or getattr(base, "_course_ordered", False):
         return
-    write = stream.write
 
-    def ordered_write(text):
+    def ordered_write(self, text):
         previous = _last_written[0]
-        if previous is not None and previous is not stream:
+        if previous is not None and previous is not self:
             previous.flush()
-        _last_written[0] = stream
-        return write(text)
+        _last_written[0] = self
+        return base.write(self, text)
 
-    stream.write = ordered_write
-    stream._course_write_through = True
+    def get_write(self):
+        return self.__dict__.get("_course_write") or ordered_write.__get__(self)
+
+    def set_write(self, value):
+        plain = getattr(value, "__func__", None) in (base.write, ordered_write)
+        self.__dict__["_course_write"] = None if plain else value
+
+    wrapper = stream.__dict__.pop("write", None)  # IPython's wrapper of the running cell, if any
+    stream.__class__ = type(f"Ordered{base.__name__}", (base,),
+                            {"write": property(get_write, set_write), "_course_ordered": True})
+    if wrapper is not None:
+        stream.write = wrapper
 
 
 @dataclass
