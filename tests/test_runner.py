@@ -62,6 +62,8 @@ def test_course_runs_two_notebooks_at_a_time_with_course_jobs(tmp_path, capsys, 
     out = capsys.readouterr().out
     assert "2 at a time" in out and "the whole course took" in out and "2 OK, 0 failed" in out
     assert (tmp_path / "build" / "html" / tmp_path.name / "a.html").exists()
+    monkeypatch.delenv("COURSE_JOBS")
+    assert course_jobs() == 2  # the default: faster than one at a time on 2 cores (benchmarked in the note)
     monkeypatch.setenv("COURSE_JOBS", "zero")
     with pytest.raises(SystemExit, match="COURSE_JOBS"):
         course_jobs()
