@@ -295,7 +295,7 @@ def _ml17_offline_model(spark):
     from pyspark.sql import functions as F
 
     from includes.lessons import streaming_sgd as sa
-    from includes.lessons.replay import ReplayFiles, replay_stream
+    from includes.data.movielens import ratings_latest_small
 
     ratings_df = ratings_latest_small(spark).cache()
     train_df, heldout_df = sa.holdout_split(ratings_df, ML17_SPLIT["heldout_fraction"], ML17_SPLIT["seed"])

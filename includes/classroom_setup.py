@@ -13,6 +13,10 @@ from includes.runtime.checks import LabCheckError, check, check_equal  # noqa: E
 from includes.runtime.checks import enable_fill_in as _enable_fill_in  # noqa: E402
 from includes.runtime.classroom import error_condition, setup as _setup  # noqa: E402,F401
 
+# what the notebook gets (also tells linters that the imports above are for the notebook)
+__all__ = ["spark", "sc", "classroom", "working_dir", "datasets_dir", "display_path", "error_condition",
+           "LabCheckError", "check", "check_equal"]
+
 if len(_sys.argv) < 2:
     raise SystemExit("usage: %run ../includes/classroom_setup.py <LESSON-ID> [DATASET ...]")
 

@@ -17,7 +17,7 @@ def test_check_fails_with_description_and_hint():
 
 def test_undefined_name_becomes_a_helpful_failure():
     with pytest.raises(LabCheckError) as err:
-        check_equal("answer is 42", lambda: undefined_answer, 42)  # noqa: F821
+        check_equal("answer is 42", lambda: eval("undefined_answer"), 42)
     assert "undefined_answer" in str(err.value)
     assert "Run the TODO cell above first" in str(err.value)
 

@@ -6,6 +6,7 @@ test that executes a whole notebook says why nbval's run of it is not enough.
 """
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,3 +118,11 @@ def test_whole_notebook_runs_say_why_nbval_is_not_enough():
                 if uses_runs:
                     doc = ast.get_docstring(node) or ""
                     assert "nbval" in doc, f"{path.name}::{node.name} executes notebooks: its docstring must say why nbval's run is not enough"
+
+
+def test_pyflakes_finds_no_undefined_or_unused_name():
+    """A name used but never defined (a benchmark once lost an import this way) fails here, not
+    in a user's run; unused imports go too."""
+    proc = subprocess.run([sys.executable, "-m", "pyflakes", "includes", "tests", "benchmarks"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr

@@ -33,7 +33,9 @@ def probe(work: Path) -> dict:  # pragma: no cover - runs in the subprocess
 
         psdf = ps.DataFrame({"x": [1, 2, 3, 4], "y": [0.5, 1.5, 2.5, 3.5]})
 
-        def scaled(pdf) -> ps.DataFrame["x": int, "z": float]:  # noqa: F821
+        Scaled = ps.DataFrame["x": int, "z": float]  # a typed frame: pandas-on-Spark reads the hint
+
+        def scaled(pdf) -> Scaled:
             return pd.DataFrame({"x": pdf.x, "z": pdf.y * 2})
 
         def doubled(s) -> ps.Series[np.float64]:

@@ -156,7 +156,6 @@ def synthetic_data(seed: int = 11):
 
 
 def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the subprocess
-    import pandas as pd
     from pyspark.sql import functions as F
 
     from includes.runtime.spark import start_session

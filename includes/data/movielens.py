@@ -34,7 +34,6 @@ partition, which is just as reproducible.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from includes.paths import dataset_file
 

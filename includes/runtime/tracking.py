@@ -7,7 +7,6 @@ depend on how often it ran before. Deleted runs stay in the store (``mlflow gc``
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from includes.paths import course_store_uri, mlflow_store_dir, mlflow_tracking_uri
 

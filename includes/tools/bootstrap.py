@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import venv
-from pathlib import Path
 
 from includes.paths import COURSE_ROOT, CourseSetupError
 from includes.runtime.preflight import check_java
