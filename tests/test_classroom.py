@@ -89,7 +89,7 @@ def test_recorded_jars_are_used_only_when_current_and_present(tmp_path):
 def test_setup_check_records_the_jars_and_spark_blas_adds_four_lanes(tmp_path):
     """`make setup`'s check: Spark + Delta start, the resolved jars are recorded, and the driver's
     BLAS adds 4 doubles at a time even on an AVX-512 CPU (where the JVM would pick 8 lanes and
-    ML05's stored RMSE 220.49 became 220.47)."""
+    ML05's stored RMSE 220.47 changed in its last digits)."""
     env = {k: v for k, v in os.environ.items() if k != "COURSE_DRIVER_JAVA_OPTIONS"}
     record = tmp_path / "jars.txt"
     probe = subprocess.run([sys.executable, "-m", "includes.runtime.spark", "check", "--jars-file", str(record)],

@@ -24,8 +24,8 @@ from urllib.parse import urlparse
 # Spark's BLAS (dev.ludovic.netlib's VectorBLAS) runs on the JDK Vector API, whose vectors are as
 # wide as the CPU allows: 4 doubles with AVX2, 8 with AVX-512. A dot product then adds its terms in
 # another order, and results differ in the last bits from one x86 machine to the next; ill-conditioned
-# fits amplify that into printed digits (ML05's all-features regression: RMSE 220.49 with AVX2,
-# 220.47 with AVX-512). Capping vectors at 256 bits makes every x86-64 machine with AVX2 or AVX-512
+# fits amplify that into printed digits (ML05's all-features regression printed RMSE 220.47 on one
+# machine and 220.49 on another). Capping vectors at 256 bits makes every x86-64 machine with AVX2 or AVX-512
 # compute exactly the numbers stored in the notebooks.
 REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
 DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
