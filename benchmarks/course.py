@@ -2,9 +2,9 @@
 
 Run from the course folder with the course's interpreter:
 
-    .venv/bin/python benchmarks/recommenders.py              # every section
-    .venv/bin/python benchmarks/recommenders.py als          # only the named sections
-    .venv/bin/python benchmarks/recommenders.py --list       # what the sections are
+    .venv/bin/python benchmarks/course.py              # every section
+    .venv/bin/python benchmarks/course.py als          # only the named sections
+    .venv/bin/python benchmarks/course.py --list       # what the sections are
 
 This is a script, not a test: it prints numbers for the prose of the notebooks (which never print
 timings themselves, because their stored outputs must be reproducible). Timings depend on the
@@ -367,7 +367,7 @@ def bench_streaming(bench: Bench) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/recommenders.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/course.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("sections", nargs="*", help=f"sections to run (default: all): {', '.join(SECTIONS)}")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     args = parser.parse_args(argv)

@@ -1,0 +1,204 @@
+"""includes/lessons/posts.py: the posts corpus, its files, and the replay server (ML18, ML18L)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from includes.lessons import posts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return posts.generate(seed=42)
+
+
+def event_seconds(post):
+    return (datetime.fromisoformat(post.event_time.replace("Z", "+00:00")) - posts.START).total_seconds()
+
+
+def read_all(port, limit=None, timeout=30):
+    """Lines a client receives until the server closes the connection (or ``limit`` lines)."""
+    lines = []
+    with socket.create_connection((posts.HOST, port), timeout=timeout) as client:
+        reader = client.makefile("r", encoding="utf-8")
+        for line in reader:
+            lines.append(line)
+            if limit and len(lines) >= limit:
+                break
+    return lines
+
+
+def test_same_seed_same_posts_other_seed_other_posts(corpus):
+    assert posts.generate(seed=42) == corpus
+    assert posts.generate(seed=7) != corpus
+    assert [p.id for p in corpus] == list(range(len(corpus)))
+    assert all(a.arrival <= b.arrival for a, b in zip(corpus, corpus[1:]))  # arrival order
+
+
+def test_lines_are_json_with_the_schema_fields(corpus):
+    record = json.loads(corpus[0].line())
+    assert list(record) == list(posts.FIELDS) and corpus[0].line().endswith("\n")
+    assert [field.split()[0] for field in posts.SCHEMA.split(", ")] == list(posts.FIELDS)
+    assert record["event_time"].endswith("Z") and len(record["event_time"]) == len("2026-03-14T09:00:00.000Z")
+
+
+def test_the_corpus_has_the_structure_the_lesson_needs(corpus):
+    raw = Counter(word.rstrip(posts.PUNCTUATION) for p in corpus for word in p.text.split() if word.startswith("#"))
+    assert {"#spark", "#Spark", "#SPARK"} <= set(raw)  # mixed case
+    assert any(word[-1] in posts.PUNCTUATION for p in corpus for word in p.text.split() if word.startswith("#"))
+    untagged = sum(1 for p in corpus if not posts.tags_of(p.text)) / len(corpus)
+    assert 0.08 < untagged < 0.3
+    # late posts: event time far behind the newest event time already in the stream
+    newest, late = float("-inf"), 0
+    for post in corpus:
+        seconds = event_seconds(post)
+        late += seconds < newest - 30
+        newest = max(newest, seconds)
+    assert 10 < late < 0.05 * len(corpus)
+    # a trend rises and fades: #sparksummit is rare at the start and the end, common near its peak
+    per_minute = Counter(int(event_seconds(p) // 60) for p in corpus if "sparksummit" in posts.tags_of(p.text))
+    assert per_minute[5] > 10 * max(per_minute[0], per_minute[9], 1)
+    # a burst: the seconds of the outage burst carry many more #outage posts than any other ten seconds
+    outage = Counter(int(event_seconds(p) // 10) for p in corpus if "outage" in posts.tags_of(p.text))
+    assert outage.most_common(1)[0][0] == 42 and set(outage) <= {42}
+
+
+def test_tags_are_normalised_like_the_lessons_do():
+    assert posts.tags_of("Loving #Spark, and #DELTALAKE! #ml: #") == ["spark", "deltalake", "ml"]
+    assert posts.tags_of("no tags here") == []
+
+
+def test_files_hold_the_corpus_in_arrival_slices(tmp_path, corpus):
+    from includes.lessons.replay import BASE_MTIME
+
+    paths = posts.write_files(corpus, tmp_path, slice_seconds=60)
+    assert [p.name for p in paths] == [f"posts-{i:03d}.jsonl" for i in range(len(paths))]
+    assert sorted(os.listdir(tmp_path)) == [p.name for p in paths]  # no staging file left
+    assert [int(p.stat().st_mtime) for p in paths] == [BASE_MTIME + i for i in range(len(paths))]
+    lines = [line for p in paths for line in p.read_text(encoding="utf-8").splitlines(keepends=True)]
+    assert lines == [post.line() for post in corpus]
+    first_file = paths[0].read_text(encoding="utf-8").splitlines()
+    assert all(next(p for p in corpus if p.id == json.loads(line)["id"]).arrival < 60 for line in first_file)
+    with pytest.raises(ValueError, match="slice_seconds"):
+        posts.write_files(corpus, tmp_path, slice_seconds=0)
+
+
+def test_server_sends_every_client_the_whole_corpus(corpus):
+    small = corpus[:300]
+    with posts.PostsServer(small, rate=20000) as server:
+        assert server.address[0] == "127.0.0.1"
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two clients at once
+            first, second = pool.map(lambda _: read_all(server.port), range(2))
+        assert first == second == [p.line() for p in small]
+
+
+def test_a_client_that_disconnects_does_not_hurt_the_server(corpus):
+    small = corpus[:200]
+    with posts.PostsServer(small, rate=500) as server:
+        for _ in range(3):  # hang up early, three times
+            assert len(read_all(server.port, limit=5)) == 5
+        with socket.create_connection((posts.HOST, server.port)) as rude:
+            rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+        server.rate = 20000
+        assert read_all(server.port) == [p.line() for p in small]
+
+
+def test_rate_limits_the_stream(corpus):
+    with posts.PostsServer(corpus[:21], rate=50) as server:
+        started = time.monotonic()
+        assert len(read_all(server.port)) == 21
+        assert time.monotonic() - started >= 0.35  # 20 intervals of 20 ms, whatever the machine's speed
+
+
+def test_server_listens_on_loopback_only():
+    with posts.PostsServer(posts.generate(seconds=5), rate=1000) as server:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent: this only picks a local interface
+            own_address = probe.getsockname()[0]
+        except OSError:
+            own_address = None
+        finally:
+            probe.close()
+        if own_address is None or own_address.startswith("127."):
+            pytest.skip("this machine has no non-loopback IPv4 address to try")
+        with pytest.raises(OSError):
+            socket.create_connection((own_address, server.port), timeout=2).close()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has exited; it only waits for its parent to collect it
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_gone(pid, seconds=10):
+    deadline = time.monotonic() + seconds
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def test_server_process_starts_answers_and_stops(corpus):
+    with posts.ServerProcess(rate=50000) as server:
+        pid = server.process.pid
+        assert server.running and server.host == "127.0.0.1"
+        assert read_all(server.port) == [p.line() for p in corpus]
+    assert not server.running and wait_gone(pid)
+
+
+def test_no_server_outlives_its_parent(tmp_path):
+    """A kernel that dies (SIGKILL: no cleanup code runs) takes its server with it."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from includes.lessons import posts
+        server = posts.ServerProcess(rate=1, hold=True).start()
+        print(server.process.pid, server.port, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid, port = map(int, parent.stdout.readline().split())
+        assert pid_alive(child_pid)
+        socket.create_connection((posts.HOST, port), timeout=5).close()
+        parent.kill()
+        parent.wait()
+        assert wait_gone(child_pid), f"the posts server {child_pid} outlived its parent"
+    finally:
+        parent.kill()
+        parent.stdout.close()
+
+
+def test_cli_says_what_to_do_when_the_port_is_taken():
+    with socket.create_server((posts.HOST, 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "includes.lessons.posts", "--port", str(port)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="rate"):
+        posts.PostsServer([], rate=0)
+    with pytest.raises(ValueError, match="seconds"):
+        posts.generate(seconds=0)
