@@ -163,6 +163,15 @@ def test_server_process_starts_answers_and_stops(corpus):
         assert server.running and server.host == "127.0.0.1"
         assert read_all(server.port) == [p.line() for p in corpus]
     assert not server.running and wait_gone(pid)
+    assert server.returncode == 0  # SIGTERM is handled: the server shuts down cleanly
+
+
+def test_server_exits_cleanly_when_its_stdin_closes():
+    server = posts.ServerProcess(rate=1000, hold=True).start()
+    process = server.process
+    process.stdin.close()  # what a dying parent does to the pipe
+    assert process.wait(timeout=10) == 0
+    server.stop()
 
 
 def test_no_server_outlives_its_parent(tmp_path):

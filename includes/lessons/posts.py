@@ -278,6 +278,7 @@ class ServerProcess:
     def __init__(self, seed: int = 42, rate: float = 200.0, hold: bool = False, timeout: float = 30.0):
         self.seed, self.rate, self.hold, self.timeout = seed, rate, hold, timeout
         self.host, self.port, self.process = HOST, None, None
+        self.returncode = None  # the exit code of the last server process, once stopped
 
     def start(self) -> ServerProcess:
         from includes.paths import COURSE_ROOT
@@ -321,6 +322,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.returncode = self.process.returncode
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe:
                 pipe.close()
@@ -366,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     if args.exit_with_stdin:
         def watch():
-            while sys.stdin.buffer.read(4096):
+            # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside the buffered
+            # reader's lock makes the interpreter's shutdown abort ("could not acquire lock")
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
             server.stop()
         threading.Thread(target=watch, daemon=True).start()
