@@ -211,3 +211,66 @@ def test_bad_arguments_are_refused():
         posts.PostsServer([], rate=0)
     with pytest.raises(ValueError, match="seconds"):
         posts.generate(seconds=0)
+
+
+def test_the_server_is_gone_after_a_notebook_whose_cell_fails(tmp_path):
+    """The way a lesson uses it: a kernel starts the server, a later cell raises, the run ends
+    (nbclient shuts the kernel down, no cleanup cell runs) - and no server process is left."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                                  "from includes.lessons import posts\n"
+                                  "server = posts.ServerProcess(rate=1, hold=True).start()\n"
+                                  "print(server.process.pid)"),
+        nbformat.v4.new_code_cell("raise RuntimeError('a lesson cell fails')"),
+    ])
+    with pytest.raises(CellExecutionError, match="a lesson cell fails"):
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    pid = int(nb.cells[0].outputs[0]["text"])
+    assert wait_gone(pid), f"the posts server {pid} outlived the notebook"
+
+
+def make_post(post_id, event, arrival, text):
+    return posts.Post(post_id, posts.iso_time(event), "u", "en", text, arrival)
+
+
+def test_window_starts_match_sparks_sliding_windows():
+    assert posts.window_starts(25.0, 20, 10) == [10.0, 20.0]
+    assert posts.window_starts(20.0, 20, 10) == [10.0, 20.0]  # a window is [start, start + length)
+    assert posts.window_starts(19.999, 20, 10) == [0.0, 10.0]
+    assert posts.window_starts(7.0, 20, 10) == [-10.0, 0.0]
+    assert posts.window_starts(7.0, 10, 10) == [0.0]  # tumbling
+
+
+def test_reference_counts_without_watermark_count_everything():
+    batch = [make_post(0, 5.0, 5.0, "#Spark, #ml"), make_post(1, 12.0, 12.0, "#spark")]
+    result = posts.reference_counts([batch], length=20, slide=10)
+    assert result.counts == {(-10.0, "spark"): 1, (0.0, "spark"): 2, (0.0, "ml"): 1, (-10.0, "ml"): 1,
+                             (10.0, "spark"): 1}
+    assert result.dropped == [] and result.watermarks == [None]
+
+
+def test_reference_counts_drop_with_the_previous_batchs_watermark():
+    """A late row is dropped only if its window ended at or before the watermark of the batch
+    before (Spark's watermark for late events lags the eviction watermark by one batch)."""
+    late = make_post(9, 31.0, 200.0, "#late")  # written at 31 s, windows [20, 40) and [30, 50)
+    batches = [[make_post(0, 100.0, 100.0, "#a")], [make_post(1, 130.0, 130.0, "#a")], [late]]
+    result = posts.reference_counts(batches, length=20, slide=10, delay=60)
+    # watermarks: batch 0 none; batch 1: 100 - 60 = 40; batch 2: 130 - 60 = 70
+    assert result.watermarks == [None, 40.0, 70.0]
+    # batch 2 judges lateness by batch 1's watermark, 40: [20, 40) ended at 40 -> dropped, [30, 50) kept
+    assert result.dropped == [(9, "late", 20.0)]
+    assert result.counts[(30.0, "late")] == 1 and (20.0, "late") not in result.counts
+    # the same post one batch earlier is judged by batch 0's watermark (none): kept in both windows
+    early = posts.reference_counts([batches[0], [late]], length=20, slide=10, delay=60)
+    assert early.dropped == [] and early.counts[(20.0, "late")] == 1
+
+
+def test_slices_group_by_arrival_like_the_files():
+    corpus = posts.generate(seconds=120)
+    groups = posts.slices(corpus, 30)
+    assert [p for group in groups for p in group] == corpus
+    assert all(int(p.arrival // 30) == int(group[0].arrival // 30) for group in groups for p in group)

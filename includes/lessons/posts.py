@@ -17,7 +17,10 @@ that makes hashtag analytics interesting, and serves it like a live feed:
 - :func:`write_files` writes the same corpus as JSON-lines files, one file per slice of arrival
   time, for the replayable, checkpointed part of the lesson (file source, ``maxFilesPerTrigger``).
 
-Standard library only: the server starts in a fraction of a second.
+The Spark side (:func:`hashtags`, :func:`windowed_counts`, :func:`socket_stream`,
+:func:`file_stream`) holds the queries ML18 builds, for its lab's checks and the benchmark; it
+imports pyspark only when called, so the server itself needs the standard library alone and
+starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ class Post:
         return json.dumps({name: getattr(self, name) for name in FIELDS}, ensure_ascii=False) + "\n"
 
 
-def _iso(seconds: float) -> str:
+def iso_time(seconds: float) -> str:
+    """The event-time text of ``seconds`` after :data:`START`: ISO 8601, UTC, milliseconds."""
     moment = START + timedelta(milliseconds=round(seconds * 1000))
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -139,7 +143,7 @@ def generate(seed: int = 42, seconds: int = 600, base_rate: float = 3.0, untagge
         posts.append((moment + delay, moment, rng.choices(users, user_weights)[0],
                       rng.choices(langs, lang_weights)[0], text))
     posts.sort(key=lambda p: (p[0], p[1]))
-    return [Post(index, _iso(moment), user, lang, text, round(arrival, 3))
+    return [Post(index, iso_time(moment), user, lang, text, round(arrival, 3))
             for index, (arrival, moment, user, lang, text) in enumerate(posts)]
 
 
@@ -153,6 +157,117 @@ def tags_of(text: str) -> list[str]:
             if tag:
                 found.append(tag)
     return found
+
+
+def event_seconds(post: Post) -> float:
+    """A post's event time in seconds after :data:`START`."""
+    moment = datetime.strptime(post.event_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return (moment - START).total_seconds()
+
+
+def window_starts(seconds: float, length: float, slide: float) -> list[float]:
+    """Starts (seconds after :data:`START`) of the sliding windows ``[start, start + length)``
+    that contain ``seconds``, as Spark's ``window(col, length, slide)`` assigns them."""
+    last = math.floor(seconds / slide) * slide
+    return [last - i * slide for i in range(int(math.ceil(length / slide)) - 1, -1, -1)
+            if last - i * slide + length > seconds]
+
+
+def slices(posts: list[Post], slice_seconds: float) -> list[list[Post]]:
+    """``posts`` grouped as :func:`write_files` writes them: one list per non-empty slice of
+    arrival time, in order (each becomes one micro-batch with ``maxFilesPerTrigger=1``)."""
+    grouped: dict[int, list[Post]] = {}
+    for post in posts:
+        grouped.setdefault(int(post.arrival // slice_seconds), []).append(post)
+    return [grouped[key] for key in sorted(grouped)]
+
+
+@dataclass
+class WindowedCounts:
+    """What a reference computation of windowed tag counts gives (see :func:`reference_counts`)."""
+
+    counts: dict  # (window start in seconds after START, tag) -> count
+    dropped: list  # (post id, tag, window start) of late rows the watermark dropped
+    watermarks: list  # the watermark (seconds after START, None before the first) of each micro-batch
+
+
+def reference_counts(batches: list[list[Post]], length: float = 20.0, slide: float = 10.0,
+                     delay: float | None = None) -> WindowedCounts:
+    """Tag counts per sliding window, computed in plain Python, to check Spark's answers.
+
+    ``batches`` are the micro-batches in order (one list of posts each; pass ``[posts]`` for a
+    batch computation over everything). Without ``delay`` nothing is dropped. With a watermark
+    delay, Spark's rule for one stateful aggregation is applied: batch k runs with the eviction
+    watermark ``W_k = (max event time of batches before k) - delay``, and it drops an input row
+    of a window that ended at or before the watermark of the batch *before* it, ``W_(k-1)``
+    (Spark keeps one watermark for late events and one for eviction; for a single aggregation the
+    first lags one batch behind). Measured against Spark in tests/test_posts.py.
+    """
+    counts: dict = {}
+    dropped, watermarks = [], []
+    newest = None
+    for batch in batches:
+        late_watermark = watermarks[-1] if watermarks else None
+        watermarks.append(None if delay is None or newest is None else newest - delay)
+        for post in batch:
+            seconds = event_seconds(post)
+            for tag in tags_of(post.text):
+                for start in window_starts(seconds, length, slide):
+                    if late_watermark is not None and start + length <= late_watermark:
+                        dropped.append((post.id, tag, start))
+                    else:
+                        counts[(start, tag)] = counts.get((start, tag), 0) + 1
+            newest = seconds if newest is None else max(newest, seconds)
+    return WindowedCounts(counts, dropped, watermarks)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Spark side: the queries ML18 builds, shared with its lab's checks and the benchmark
+# ------------------------------------------------------------------------------------------------
+
+def hashtags(posts_df):
+    """One row per (post, hashtag) of a DataFrame of posts: ``id, event_time, tag``, the tag in
+    lower case without the ``#`` and without trailing punctuation (the Spark twin of :func:`tags_of`)."""
+    from pyspark.sql import functions as F
+
+    tags = F.regexp_extract_all(F.lower("text"), F.lit(r"#(\w+)"), F.lit(1))
+    return posts_df.select("id", "event_time", F.explode(tags).alias("tag"))
+
+
+def windowed_counts(posts_df, length: str = "20 seconds", slide: str = "10 seconds", watermark: str | None = None):
+    """Posts per (sliding event-time window, tag): ``window, tag, count``; with ``watermark``
+    (e.g. ``"30 seconds"``) late posts are bounded by ``withWatermark("event_time", watermark)``."""
+    from pyspark.sql import functions as F
+
+    tags_df = hashtags(posts_df)
+    if watermark is not None:
+        tags_df = tags_df.withWatermark("event_time", watermark)
+    return tags_df.groupBy(F.window("event_time", length, slide), "tag").count()
+
+
+def file_stream(spark, directory, files_per_trigger: int = 1):
+    """The posts files of ``directory`` (:func:`write_files`) as a stream, ``files_per_trigger``
+    files per micro-batch."""
+    return (spark.readStream.schema(SCHEMA).option("maxFilesPerTrigger", files_per_trigger)
+            .json(str(directory)))
+
+
+def socket_stream(spark, host: str, port: int):
+    """The posts a server sends (:class:`PostsServer`) as a stream of typed columns."""
+    from pyspark.sql import functions as F
+
+    raw_df = spark.readStream.format("socket").option("host", host).option("port", port).load()
+    return raw_df.select(F.from_json("value", SCHEMA).alias("post")).select("post.*")
+
+
+def counts_by_seconds(counts_df) -> dict:
+    """``{(window start in seconds after START, tag): count}`` of a (batch) DataFrame of windowed
+    counts, comparable with :attr:`WindowedCounts.counts`."""
+    from pyspark.sql import functions as F
+
+    # epoch seconds from Spark: collected datetimes would be in the Python process' local time zone
+    rows = counts_df.select(F.col("window.start").cast("double").alias("start"), "tag", "count").collect()
+    return {(row["start"] - START.timestamp(), row["tag"]): row["count"] for row in rows}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -171,14 +286,11 @@ def write_files(posts: list[Post], directory: os.PathLike | str, slice_seconds: 
         raise ValueError(f"slice_seconds must be > 0, got {slice_seconds}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    slices: dict[int, list[Post]] = {}
-    for post in posts:
-        slices.setdefault(int(post.arrival // slice_seconds), []).append(post)
     written = []
-    for index, number in enumerate(sorted(slices)):
+    for index, batch in enumerate(slices(posts, slice_seconds)):
         target = directory / f"{prefix}-{index:03d}.jsonl"
         staging = directory / f".{target.name}.tmp"
-        staging.write_text("".join(post.line() for post in slices[number]), encoding="utf-8")
+        staging.write_text("".join(post.line() for post in batch), encoding="utf-8")
         os.utime(staging, (BASE_MTIME + index, BASE_MTIME + index))
         os.replace(staging, target)
         written.append(target)
