@@ -1,4 +1,4 @@
-"""Fit times and accuracy of the course's recommenders on this machine.
+"""Fit times, throughput and accuracy of the course's models and queries on this machine.
 
 Run from the course folder with the course's interpreter:
 
@@ -20,6 +20,12 @@ session starts on first use, so sections that need no Spark stay fast):
 - ``streaming``: ML17's streaming SGD on MovieLens latest-small replayed as files: per-batch
   latency and throughput, with and without the per-batch held-out evaluation, and with larger
   batches.
+- ``tuning``: the Airbnb price models: ML08's CrossValidator grid with parallelism 1 and 2, ML09's
+  Hyperopt TPE, random search and Optuna TPE on its budget and a larger one (best validation
+  RMSE, seconds), ML09L's SparkTrials with parallelism 1 and 2.
+- ``realtime``: ML18's hashtag query on the posts feed: from the socket at ML18's rate, five times
+  faster and as fast as possible (posts/s, micro-batch duration, end-to-end latency from the
+  server's send to the committed micro-batch), and from files into Delta or memory.
 """
 
 from __future__ import annotations
@@ -364,6 +370,280 @@ def bench_streaming(bench: Bench) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+# ------------------------------------------------------------------------------------------------
+# Tuning (ML08, ML09, ML09L): the Airbnb price models
+# ------------------------------------------------------------------------------------------------
+
+# Keep these in step with the notebooks.
+ML08_GRID = {"maxDepth": [5, 8], "numTrees": [20, 50]}  # x 3 folds, Pipeline inside the CrossValidator
+ML09_STARTUP, ML09_SEED = 4, 42  # TPE's n_startup_jobs / Optuna's n_startup_trials, and the seed
+ML09_BUDGETS = [12, 30]  # trials: ML09's budget and a larger one (no early stopping here)
+ML09_FEATURE_SUBSETS = ["onethird", "sqrt", "all"]
+ML09L_MAX_EVALS = 12
+
+
+def _airbnb_split(spark):
+    from includes.data.airbnb import sf_clean_delta
+
+    airbnb_df = spark.read.format("delta").load(sf_clean_delta(spark))
+    train_df, test_df = airbnb_df.randomSplit([0.8, 0.2], seed=42)
+    return train_df.cache(), test_df.cache()
+
+
+def _bench_cross_validator(spark, train_df) -> list[dict]:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.regression import RandomForestRegressor
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    from includes.lessons import price_models
+
+    rf = RandomForestRegressor(labelCol="price", maxBins=40, seed=42)
+    grid = (ParamGridBuilder().addGrid(rf.maxDepth, ML08_GRID["maxDepth"])
+            .addGrid(rf.numTrees, ML08_GRID["numTrees"]).build())
+    pipeline = Pipeline(stages=price_models.tree_feature_stages(train_df) + [rf])
+    evaluator = RegressionEvaluator(labelCol="price", metricName="rmse")
+    rows = []
+    for parallelism in [1, 2]:
+        cv = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator, numFolds=3,
+                            seed=42, parallelism=parallelism)
+        model, seconds = Bench.timed(cv.fit, train_df)
+        rows.append({"CrossValidator (ML08)": f"{len(grid)} settings x 3 folds + refit, parallelism {parallelism}",
+                     "seconds": f"{seconds:.1f}", "best mean validation RMSE": f"{min(model.avgMetrics):.2f}"})
+    return rows
+
+
+def _bench_searches(spark, train_df) -> list[dict]:
+    from functools import partial
+
+    import numpy as np
+    import optuna
+    from hyperopt import STATUS_OK, hp, rand, tpe
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.regression import RandomForestRegressor
+
+    from includes.lessons import price_models, search
+
+    search_train_df, val_df = train_df.randomSplit([0.8, 0.2], seed=42)
+    features = Pipeline(stages=price_models.tree_feature_stages(search_train_df)).fit(search_train_df)
+    train_vec = features.transform(search_train_df).select("features", "price").cache()
+    val_vec = features.transform(val_df).select("features", "price").cache()
+    evaluator = RegressionEvaluator(labelCol="price", metricName="rmse")
+    space = {"max_depth": hp.quniform("max_depth", 2, 10, 1), "num_trees": hp.quniform("num_trees", 5, 30, 5),
+             "min_instances": hp.qloguniform("min_instances", np.log(1), np.log(50), 1),
+             "feature_subset": hp.choice("feature_subset", ML09_FEATURE_SUBSETS)}
+
+    def optuna_space(trial):
+        return {"max_depth": trial.suggest_int("max_depth", 2, 10),
+                "num_trees": trial.suggest_int("num_trees", 5, 30, step=5),
+                "min_instances": trial.suggest_int("min_instances", 1, 50, log=True),
+                "feature_subset": trial.suggest_categorical("feature_subset", ML09_FEATURE_SUBSETS)}
+
+    def objective(params):
+        model = RandomForestRegressor(labelCol="price", maxBins=40, seed=42, maxDepth=int(params["max_depth"]),
+                                      numTrees=int(params["num_trees"]),
+                                      minInstancesPerNode=int(params["min_instances"]),
+                                      featureSubsetStrategy=params["feature_subset"]).fit(train_vec)
+        return {"loss": evaluator.evaluate(model.transform(val_vec)), "status": STATUS_OK}
+
+    rows = []
+    for budget in ML09_BUDGETS:
+        runs = [("hyperopt TPE", lambda: search.hyperopt_search(
+                    objective, space, partial(tpe.suggest, n_startup_jobs=ML09_STARTUP), budget, seed=ML09_SEED)),
+                ("hyperopt random", lambda: search.hyperopt_search(objective, space, rand.suggest, budget,
+                                                                   seed=ML09_SEED)),
+                ("Optuna TPE", lambda: search.optuna_search(
+                    objective, optuna_space, budget,
+                    sampler=optuna.samplers.TPESampler(seed=ML09_SEED, n_startup_trials=ML09_STARTUP)))]
+        for name, run in runs:
+            (result, _), seconds = Bench.timed(run)
+            rows.append({"search (ML09)": f"{name}, {budget} trials", "seconds": f"{seconds:.1f}",
+                         "best validation RMSE": f"{result.best_loss:.2f}",
+                         f"best after {ML09_BUDGETS[0]}": f"{result.best_after(ML09_BUDGETS[0]):.2f}",
+                         "found at trial": result.best_index})
+    return rows
+
+
+def _bench_spark_trials(spark, train_df) -> list[dict]:
+    import logging
+
+    import numpy as np
+    from hyperopt import STATUS_OK, SparkTrials, fmin, hp
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from includes.lessons import search
+
+    logging.getLogger("hyperopt-spark").setLevel(logging.WARNING)
+    numeric = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
+    train_pdf = train_df.toPandas()
+    X, y = train_pdf[numeric], train_pdf["price"]
+    folds = KFold(n_splits=3, shuffle=True, random_state=42)
+    space = {"max_depth": hp.quniform("max_depth", 2, 12, 1), "n_estimators": hp.quniform("n_estimators", 10, 50, 10),
+             "max_features": hp.choice("max_features", ["sqrt", "log2", 1.0])}
+
+    def objective(params):
+        model = RandomForestRegressor(max_depth=int(params["max_depth"]), n_estimators=int(params["n_estimators"]),
+                                      max_features=params["max_features"], random_state=42, n_jobs=1)
+        return {"loss": -cross_val_score(model, X, y, cv=folds, scoring="neg_root_mean_squared_error").mean(),
+                "status": STATUS_OK}
+
+    rows = []
+    for parallelism in [1, 2]:
+        trials = SparkTrials(parallelism=parallelism)
+        _, seconds = Bench.timed(fmin, objective, space, algo=search.seeded_per_trial(42), max_evals=ML09L_MAX_EVALS,
+                                 trials=trials, max_queue_len=parallelism, rstate=np.random.default_rng(42),
+                                 show_progressbar=False)
+        result = search.from_hyperopt_trials(trials, space)
+        rows.append({"SparkTrials (ML09L)": f"{ML09L_MAX_EVALS} trials, parallelism {parallelism}",
+                     "seconds": f"{seconds:.1f}", "best CV RMSE": f"{result.best_loss:.2f}"})
+    return rows
+
+
+@section("tuning", "Airbnb price models: CrossValidator parallelism (ML08), Hyperopt TPE / random vs Optuna TPE "
+         "(ML09), SparkTrials parallelism (ML09L)", datasets=("airbnb-sf",))
+def bench_tuning(bench: Bench) -> None:
+    import warnings
+
+    spark = bench.spark
+    train_df, _ = _airbnb_split(spark)
+    print(f"training rows: {train_df.count()}")
+    rows = _bench_cross_validator(spark, train_df)
+    print_table(rows, list(rows[0]))
+    print()
+    rows = _bench_searches(spark, train_df)
+    print_table(rows, list(rows[0]))
+    print(f"(TPE: the first {ML09_STARTUP} trials are random; hyperopt TPE and random search share them)")
+    print()
+    with warnings.catch_warnings():  # PySpark 4 warns on every SparkTrials thread (see ML09L)
+        warnings.filterwarnings("ignore", message="Spark session is not provided")
+        rows = _bench_spark_trials(spark, train_df)
+    print_table(rows, list(rows[0]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Real-time analytics (ML18): the posts feed
+# ------------------------------------------------------------------------------------------------
+
+REALTIME_CONF = {"spark.sql.shuffle.partitions": "2", "spark.databricks.delta.snapshotPartitions": "2"}
+REALTIME_LONG_FEED_SECONDS = 6000  # ten times ML18's event time (about 19,000 posts: the trends are in the first 600 s)
+
+
+def _percentiles(values: list[float]) -> str:
+    import numpy as np
+
+    if not values:
+        return "-"
+    p50, p95 = np.percentile(values, [50, 95])
+    return f"{p50:.2f} / {p95:.2f}"
+
+
+def _ml18_counts(posts_df):
+    from includes.lessons import posts
+
+    return posts.windowed_counts(posts_df)  # ML18's query: hashtags per 20 s window sliding by 10 s
+
+
+def _socket_run(spark, feed, rate: float, checkpoint: Path) -> dict:
+    """ML18's live query on a socket feed served at ``rate`` posts/s: per-post end-to-end latency
+    (sent by the server -> its micro-batch committed to the memory sink), micro-batch durations."""
+    from datetime import datetime
+
+    from includes.lessons import posts
+
+    with posts.PostsServer(feed, rate=rate) as server:
+        query = (_ml18_counts(posts.socket_stream(spark, *server.address)).writeStream.outputMode("complete")
+                 .format("memory").queryName("bench_live").option("checkpointLocation", str(checkpoint)).start())
+        progress, started = {}, time.perf_counter()
+        try:
+            while sum(p["numInputRows"] for p in progress.values()) < len(feed):
+                time.sleep(0.05)
+                progress.update({p["batchId"]: p for p in query.recentProgress})
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError("the socket query did not read the whole feed in 10 minutes")
+            query.processAllAvailable()
+            progress.update({p["batchId"]: p for p in query.recentProgress})
+        finally:
+            query.stop()
+        elapsed = time.perf_counter() - started
+        replay_start = server.replays_started[0]
+    latencies, durations, first_post = [], [], 0
+    for batch_id in sorted(progress):
+        report = progress[batch_id]
+        rows = report["numInputRows"]
+        durations.append(report["durationMs"]["triggerExecution"] / 1000)
+        if not rows:
+            continue
+        done = datetime.fromisoformat(report["timestamp"].replace("Z", "+00:00")).timestamp() + durations[-1]
+        latencies.extend(done - (replay_start + i / rate) for i in range(first_post, first_post + rows))
+        first_post += rows
+    return {"posts": len(feed), "seconds": elapsed, "latencies": latencies, "durations": durations}
+
+
+def _file_run(spark, feed, slice_seconds: float, work: Path, sink: str) -> dict:
+    """ML18's checkpointed query over the feed written as files (one per micro-batch), into a
+    Delta table (append, watermark 30 s) or the memory sink (complete)."""
+    from includes.lessons import posts
+
+    files = posts.write_files(feed, work / "files", slice_seconds=slice_seconds)
+    counts = posts.windowed_counts(posts.file_stream(spark, work / "files"), watermark="30 seconds")
+    writer = counts.writeStream.option("checkpointLocation", str(work / "checkpoint")).trigger(availableNow=True)
+    started = time.perf_counter()
+    if sink == "delta":
+        query = writer.outputMode("append").format("delta").start(str(work / "table"))
+    else:
+        query = writer.outputMode("complete").format("memory").queryName("bench_files").start()
+    query.awaitTermination()
+    elapsed = time.perf_counter() - started
+    durations = [p["durationMs"]["triggerExecution"] / 1000 for p in query.recentProgress if p["numInputRows"]]
+    return {"posts": len(feed), "files": len(files), "seconds": elapsed, "durations": durations}
+
+
+@section("realtime", "ML18's hashtag query on the posts feed: socket and file replay, throughput and latency")
+def bench_realtime(bench: Bench) -> None:
+    import tempfile
+
+    from includes.lessons import posts
+    from includes.paths import work_root
+
+    spark = bench.spark
+    saved = {key: spark.conf.get(key) for key in REALTIME_CONF}
+    for key, value in REALTIME_CONF.items():
+        spark.conf.set(key, value)
+    corpus, long_feed = posts.generate(seed=42), posts.generate(seed=42, seconds=REALTIME_LONG_FEED_SECONDS)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(dir=work_root()) as tmp:
+            tmp = Path(tmp)
+            _socket_run(spark, corpus[:500], 5000.0, tmp / "warm-up")  # the first query of a session pays for JIT
+            for name, feed, rate in [("socket, ML18's rate", corpus, 1000.0), ("socket, 5x faster", corpus, 5000.0),
+                                     ("socket, long feed, as fast as possible", long_feed, 1e6)]:
+                result = _socket_run(spark, feed, rate, tmp / f"socket-{len(rows)}")
+                rows.append({"source -> sink": name + " -> memory (complete)", "posts": result["posts"],
+                             "batches": len(result["durations"]), "seconds": f"{result['seconds']:.1f}",
+                             "posts/s": f"{result['posts'] / result['seconds']:.0f}",
+                             "batch s p50 / p95": _percentiles(result["durations"]),
+                             # at full speed the send times are not known (the server sends as fast as it can)
+                             "end-to-end s p50 / p95": _percentiles(result["latencies"]) if rate < 1e5 else "-"})
+            for name, feed, slice_seconds, sink in [("files, 60 s slices (ML18)", corpus, 60, "delta"),
+                                                    ("files, long feed, 600 s slices", long_feed, 600, "delta"),
+                                                    ("files, long feed, 600 s slices", long_feed, 600, "memory")]:
+                result = _file_run(spark, feed, slice_seconds, tmp / f"files-{len(rows)}", sink)
+                rows.append({"source -> sink": f"{name} -> {sink}" + (" (append)" if sink == "delta" else " (complete)"),
+                             "posts": result["posts"], "batches": len(result["durations"]),
+                             "seconds": f"{result['seconds']:.1f}",
+                             "posts/s": f"{result['posts'] / result['seconds']:.0f}",
+                             "batch s p50 / p95": _percentiles(result["durations"]), "end-to-end s p50 / p95": "-"})
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    print_table(rows, ["source -> sink", "posts", "batches", "seconds", "posts/s", "batch s p50 / p95",
+                       "end-to-end s p50 / p95"])
+    print("posts/s: posts / wall time of the whole query (start to last commit); batch s: duration of the micro-batches "
+          "that read data; end-to-end: a post sent by the server -> its micro-batch committed (memory sink)")
 
 
 def main(argv: list[str] | None = None) -> int:

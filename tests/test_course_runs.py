@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # ML01 writes Delta tables into its working directory (22 s alone on the reference machine)
 TWICE = ROOT / "notebooks" / "ML01_Data_Cleansing.ipynb"
 # ML00a: SparkContext, the RDD API, Python workers; ML06L: the shared Delta copy, MLflow runs,
-# a registered model and its alias, a Spark-flavour model loaded back and scored by executors
-ON_CLUSTER = (ROOT / "notebooks" / "ML00a_Spark_Review.ipynb", ROOT / "solutions" / "ML06L_MLflow_Lab.ipynb")
+# a registered model and its alias, a Spark-flavour model loaded back and scored by executors;
+# ML09L: hyperopt's SparkTrials, each trial a Spark task fitting scikit-learn on an executor
+ON_CLUSTER = (ROOT / "notebooks" / "ML00a_Spark_Review.ipynb", ROOT / "solutions" / "ML06L_MLflow_Lab.ipynb",
+              ROOT / "solutions" / "ML09L_Hyperopt_Lab.ipynb")
 
 
 @pytest.mark.slow
@@ -51,10 +53,10 @@ def test_same_notebook_twice_at_once(notebook_runs):
 @pytest.mark.cluster
 @pytest.mark.timeout(1800)  # a guard against hangs
 def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
-    """nbval runs every notebook on local[*]; this runs two of them against a real standalone
+    """nbval runs every notebook on local[*]; this runs three of them against a real standalone
     master and worker (COURSE_SPARK_MASTER), so that Delta's jars reach the executors, Python
-    workers and pandas conversions run on the executor, and MLflow's Spark-flavour model is
-    scored by the cluster."""
+    workers and pandas conversions run on the executor, MLflow's Spark-flavour model is scored
+    by the cluster, and SparkTrials' trials run as tasks on the cluster's executors."""
     with LocalCluster(cores=2, memory="4g", workdir=tmp_path / "cluster") as cluster:
         env = dict(os.environ, COURSE_SPARK_MASTER=cluster.url)
         for notebook in ON_CLUSTER:
@@ -65,5 +67,5 @@ def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
             assert f"master {cluster.url}" in setup_output
         status = cluster.status()
         apps = {app["name"] for app in status["activeapps"] + status["completedapps"]}
-        assert {"course-ML00a", "course-ML06L"} <= apps, apps
+        assert {"course-ML00a", "course-ML06L", "course-ML09L"} <= apps, apps
         assert any(w["state"] == "ALIVE" for w in status["workers"])

@@ -315,6 +315,7 @@ class PostsServer:
         self._socket.settimeout(0.2)
         self.port = self._socket.getsockname()[1]
         self.clients_served = 0
+        self.replays_started: list[float] = []  # time.time() when each client's replay began
         self._threads: list[threading.Thread] = []
 
     @property
@@ -340,6 +341,7 @@ class PostsServer:
     def _replay(self, connection: socket.socket) -> None:
         interval = 1.0 / self.rate
         started = time.monotonic()
+        self.replays_started.append(time.time())  # post i is sent at about this + i / rate
         try:
             with connection:
                 for index, post in enumerate(self.posts):
