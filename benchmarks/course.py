@@ -405,6 +405,7 @@ def _bench_cross_validator(spark, train_df) -> list[dict]:
             .addGrid(rf.numTrees, ML08_GRID["numTrees"]).build())
     pipeline = Pipeline(stages=price_models.tree_feature_stages(train_df) + [rf])
     evaluator = RegressionEvaluator(labelCol="price", metricName="rmse")
+    pipeline.fit(train_df, grid[0])  # warm-up: the session's first forest fits pay for JIT compilation
     rows = []
     for parallelism in [1, 2]:
         cv = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator, numFolds=3,
