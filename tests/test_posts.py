@@ -274,3 +274,22 @@ def test_slices_group_by_arrival_like_the_files():
     groups = posts.slices(corpus, 30)
     assert [p for group in groups for p in group] == corpus
     assert all(int(p.arrival // 30) == int(group[0].arrival // 30) for group in groups for p in group)
+
+
+def test_cli_serves_the_feed_and_ctrl_c_stops_it():
+    """What the README promises: `python -m includes.lessons.posts --port N` serves the whole
+    feed to a client, and Ctrl-C (SIGINT) ends it cleanly."""
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "includes.lessons.posts", "--port", "0", "--rate", "50000"],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(posts.READY + " 127.0.0.1:")
+        port = int(line.rsplit(":", 1)[1])
+        assert read_all(port) == [p.line() for p in posts.generate(seed=42)]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.stdout.close()
