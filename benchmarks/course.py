@@ -23,6 +23,8 @@ session starts on first use, so sections that need no Spark stay fast):
 - ``tuning``: the Airbnb price models: ML08's CrossValidator grid with parallelism 1 and 2, ML09's
   Hyperopt TPE, random search and Optuna TPE on its budget and a larger one (best validation
   RMSE, seconds), ML09L's SparkTrials with parallelism 1 and 2.
+- ``deployment``: ML12's scikit-learn forest scored by Spark in four ways (scalar and iterator
+  pandas UDF, ``mapInPandas``, ``mlflow.pyfunc.spark_udf``), rows/s at two Arrow batch sizes.
 - ``realtime``: ML18's hashtag query on the posts feed: from the socket at ML18's rate, five times
   faster and as fast as possible (posts/s, micro-batch duration, end-to-end latency from the
   server's send to the committed micro-batch), and from files into Delta or memory.
@@ -523,6 +525,80 @@ def bench_tuning(bench: Bench) -> None:
         warnings.filterwarnings("ignore", message="Spark session is not provided")
         rows = _bench_spark_trials(spark, train_df)
     print_table(rows, list(rows[0]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Deployment (ML12): scoring a scikit-learn model with Spark
+# ------------------------------------------------------------------------------------------------
+
+ML12_FOREST = {"n_estimators": 50, "max_depth": 10, "min_samples_leaf": 5, "random_state": 42, "n_jobs": 1}
+DEPLOYMENT_COPIES = 100  # the 1366 test rows repeated: about 137,000 rows to score
+
+
+@section("deployment", "ML12's scikit-learn forest scored by Spark: scalar vs iterator pandas UDF vs mapInPandas "
+         "vs mlflow spark_udf, rows/s", datasets=("airbnb-sf",))
+def bench_deployment(bench: Bench) -> None:
+    import logging
+    import tempfile
+    from typing import Iterator, Tuple
+
+    import mlflow
+    import pandas as pd
+    import sklearn
+    from pyspark.sql.functions import pandas_udf
+    from sklearn.ensemble import RandomForestRegressor
+
+    from includes.paths import work_root
+
+    spark = bench.spark
+    train_df, test_df = _airbnb_split(spark)
+    features = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
+    train_pdf = train_df.toPandas()
+    forest, seconds = Bench.timed(RandomForestRegressor(**ML12_FOREST).fit, train_pdf[features], train_pdf["price"])
+    print(f"scikit-learn forest ({ML12_FOREST['n_estimators']} trees) fitted on the driver in {seconds:.1f} s")
+    with tempfile.TemporaryDirectory(dir=work_root()) as tmp:
+        location = str(Path(tmp) / "model")
+        mlflow.sklearn.save_model(forest, location, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                                  skops_trusted_types=["sklearn.tree._tree.Tree"])
+        copies = spark.range(DEPLOYMENT_COPIES).withColumnRenamed("id", "copy")
+        # not cached: a cached input hands the UDFs its own columnar batches (Spark 4.2, see ML12)
+        score_df = test_df.select(*features).crossJoin(copies).repartition(2)
+        rows = score_df.count()
+
+        @pandas_udf("double")
+        def scalar(*columns: pd.Series) -> pd.Series:
+            return pd.Series(forest.predict(pd.concat(columns, axis=1, keys=features)))
+
+        @pandas_udf("double")
+        def iterator(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
+            model = mlflow.sklearn.load_model(location)
+            for columns in batches:
+                yield pd.Series(model.predict(pd.concat(columns, axis=1, keys=features)))
+
+        def frames(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            model = mlflow.sklearn.load_model(location)
+            for frame in batches:
+                yield pd.DataFrame({"prediction": model.predict(frame[features])})
+
+        logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the env_manager="local" warning
+        spark_udf = mlflow.pyfunc.spark_udf(spark, location, result_type="double", env_manager="local")
+        forms = [("scalar pandas UDF (model pickled into the closure)", lambda: score_df.select(scalar(*features))),
+                 ("iterator pandas UDF (model loaded per task)", lambda: score_df.select(iterator(*features))),
+                 ("mapInPandas", lambda: score_df.mapInPandas(frames, "prediction DOUBLE")),
+                 ("mlflow.pyfunc.spark_udf", lambda: score_df.select(spark_udf(*features)))]
+        table = []
+        for batch_rows in [10000, 1000]:
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+            for name, build in forms:
+                _, seconds = Bench.timed(lambda: build().write.format("noop").mode("overwrite").save())
+                table.append({"scoring": name, "Arrow batch rows": batch_rows, "rows": rows,
+                              "seconds": f"{seconds:.1f}", "rows/s": f"{rows / seconds:,.0f}"})
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+        _, seconds = Bench.timed(forest.predict, score_df.toPandas())
+        table.append({"scoring": "scikit-learn on the driver (toPandas + predict)", "Arrow batch rows": "-",
+                      "rows": rows, "seconds": f"{seconds:.1f}", "rows/s": f"{rows / seconds:,.0f}"})
+    print_table(table, ["scoring", "Arrow batch rows", "rows", "seconds", "rows/s"])
+    print("(each run includes the crossJoin and the shuffle into 2 partitions, the same for every form)")
 
 
 # ------------------------------------------------------------------------------------------------
