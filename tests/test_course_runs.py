@@ -17,9 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TWICE = ROOT / "notebooks" / "ML01_Data_Cleansing.ipynb"
 # ML00a: SparkContext, the RDD API, Python workers; ML06L: the shared Delta copy, MLflow runs,
 # a registered model and its alias, a Spark-flavour model loaded back and scored by executors;
-# ML09L: hyperopt's SparkTrials, each trial a Spark task fitting scikit-learn on an executor
-ON_CLUSTER = (ROOT / "notebooks" / "ML00a_Spark_Review.ipynb", ROOT / "solutions" / "ML06L_MLflow_Lab.ipynb",
-              ROOT / "solutions" / "ML09L_Hyperopt_Lab.ipynb")
+# ML09L: hyperopt's SparkTrials, each trial a Spark task fitting scikit-learn on an executor;
+# ML11: xgboost.spark's barrier stage with num_workers=2 (it needs both worker cores at once);
+# ML12: pandas UDFs and mlflow spark_udf scoring on executors; ML13: applyInPandas training, with
+# MLflow runs and models logged from the executors
+ON_CLUSTER = tuple(ROOT / path for path in (
+    "notebooks/ML00a_Spark_Review.ipynb", "solutions/ML06L_MLflow_Lab.ipynb", "solutions/ML09L_Hyperopt_Lab.ipynb",
+    "notebooks/ML11_XGBoost.ipynb", "notebooks/ML12_Inference_with_Pandas_UDFs.ipynb",
+    "notebooks/ML13_Training_with_Pandas_UDFs.ipynb"))
 
 
 @pytest.mark.slow
@@ -53,10 +58,11 @@ def test_same_notebook_twice_at_once(notebook_runs):
 @pytest.mark.cluster
 @pytest.mark.timeout(1800)  # a guard against hangs
 def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
-    """nbval runs every notebook on local[*]; this runs three of them against a real standalone
-    master and worker (COURSE_SPARK_MASTER), so that Delta's jars reach the executors, Python
-    workers and pandas conversions run on the executor, MLflow's Spark-flavour model is scored
-    by the cluster, and SparkTrials' trials run as tasks on the cluster's executors."""
+    """nbval runs every notebook on local[*]; this runs six of them against a real standalone
+    master and worker (COURSE_SPARK_MASTER): Delta's jars must reach the executors, Python
+    workers and pandas conversions run there, MLflow's Spark-flavour model is scored by the
+    cluster, SparkTrials' trials and XGBoost's barrier tasks run as executor tasks, pandas UDFs
+    score and train scikit-learn models on the executors and log MLflow runs from there."""
     with LocalCluster(cores=2, memory="4g", workdir=tmp_path / "cluster") as cluster:
         env = dict(os.environ, COURSE_SPARK_MASTER=cluster.url)
         for notebook in ON_CLUSTER:
@@ -67,5 +73,5 @@ def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
             assert f"master {cluster.url}" in setup_output
         status = cluster.status()
         apps = {app["name"] for app in status["activeapps"] + status["completedapps"]}
-        assert {"course-ML00a", "course-ML06L", "course-ML09L"} <= apps, apps
+        assert {f"course-{path.name.split('_')[0]}" for path in ON_CLUSTER} <= apps, apps
         assert any(w["state"] == "ALIVE" for w in status["workers"])
