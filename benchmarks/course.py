@@ -24,7 +24,8 @@ session starts on first use, so sections that need no Spark stay fast):
   Hyperopt TPE, random search and Optuna TPE on its budget and a larger one (best validation
   RMSE, seconds), ML09L's SparkTrials with parallelism 1 and 2.
 - ``deployment``: ML12's scikit-learn forest scored by Spark in four ways (scalar and iterator
-  pandas UDF, ``mapInPandas``, ``mlflow.pyfunc.spark_udf``), rows/s at two Arrow batch sizes.
+  pandas UDF, ``mapInPandas``, ``mlflow.pyfunc.spark_udf``), rows/s at two Arrow batch sizes;
+  ML11's SparkXGBRegressor fit with 1 and 2 workers.
 - ``realtime``: ML18's hashtag query on the posts feed: from the socket at ML18's rate, five times
   faster and as fast as possible (posts/s, micro-batch duration, end-to-end latency from the
   server's send to the committed micro-batch), and from files into Delta or memory.
@@ -599,6 +600,37 @@ def bench_deployment(bench: Bench) -> None:
                       "rows": rows, "seconds": f"{seconds:.1f}", "rows/s": f"{rows / seconds:,.0f}"})
     print_table(table, ["scoring", "Arrow batch rows", "rows", "seconds", "rows/s"])
     print("(each run includes the crossJoin and the shuffle into 2 partitions, the same for every form)")
+    print()
+    _bench_xgboost(spark, train_df)
+
+
+ML11_XGB = {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05, "random_state": 42}  # keep in step with ML11
+
+
+def _bench_xgboost(spark, train_df) -> None:
+    """ML11's SparkXGBRegressor pipeline on log(price): fit seconds with 1 and 2 workers (barrier tasks)."""
+    import logging
+
+    from pyspark.ml import Pipeline
+    from pyspark.sql import functions as F
+    from xgboost.spark import SparkXGBRegressor
+
+    from includes.lessons import price_models
+
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
+    log_train_df = train_df.withColumn("log_price", F.log("price"))
+    stages = price_models.tree_feature_stages(train_df)
+    features_df = Pipeline(stages=stages).fit(log_train_df).transform(log_train_df).select("features", "log_price").cache()
+    features_df.count()
+    rows = []
+    for num_workers in [1, 2, 1, 2]:  # twice each: the first fit of a session pays for start-up
+        xgb = SparkXGBRegressor(features_col="features", label_col="log_price", num_workers=num_workers,
+                                verbose=False, **ML11_XGB)
+        _, seconds = Bench.timed(xgb.fit, features_df)
+        rows.append({"SparkXGBRegressor (ML11)": f"{ML11_XGB['n_estimators']} trees, num_workers {num_workers}",
+                     "fit seconds": f"{seconds:.1f}"})
+    features_df.unpersist()
+    print_table(rows, ["SparkXGBRegressor (ML11)", "fit seconds"])
 
 
 # ------------------------------------------------------------------------------------------------
