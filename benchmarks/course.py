@@ -25,7 +25,9 @@ session starts on first use, so sections that need no Spark stay fast):
   RMSE, seconds), ML09L's SparkTrials with parallelism 1 and 2.
 - ``deployment``: ML12's scikit-learn forest scored by Spark in four ways (scalar and iterator
   pandas UDF, ``mapInPandas``, ``mlflow.pyfunc.spark_udf``), rows/s at two Arrow batch sizes;
-  ML11's SparkXGBRegressor fit with 1 and 2 workers.
+  ML11's SparkXGBRegressor fit with 1 and 2 workers; ML10's REST endpoint (``mlflow models serve``
+  of a Spark pipeline and of a scikit-learn model: start-up, memory, latency, requests/s) and batch
+  scoring rows/s.
 - ``realtime``: ML18's hashtag query on the posts feed: from the socket at ML18's rate, five times
   faster and as fast as possible (posts/s, micro-batch duration, end-to-end latency from the
   server's send to the committed micro-batch), and from files into Delta or memory.
@@ -602,6 +604,64 @@ def bench_deployment(bench: Bench) -> None:
     print("(each run includes the crossJoin and the shuffle into 2 partitions, the same for every form)")
     print()
     _bench_xgboost(spark, train_df)
+    print()
+    _bench_serving(spark, train_df, test_df)
+
+
+def _bench_serving(spark, train_df, test_df) -> None:
+    """ML10's real-time option: `mlflow models serve` of a Spark-flavour pipeline (ML04's one-hot
+    linear regression) and of a scikit-learn linear regression, each under the course's
+    supervisor: start-up seconds, memory of the process group, request latency (1 and 100 rows)
+    and requests/s; and batch scoring of the same Spark model (rows/s)."""
+    import statistics
+    import tempfile
+
+    import mlflow
+    import numpy as np
+    import sklearn
+    from sklearn.linear_model import LinearRegression
+
+    from includes.lessons import price_models, serving
+    from includes.paths import work_root
+
+    spark_model = price_models.fit_linear_baselines(train_df)[price_models.ML04_BASELINE]
+    numeric = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
+    train_pdf, test_pdf = train_df.toPandas(), test_df.toPandas()
+    sk_model = LinearRegression().fit(train_pdf[numeric], train_pdf["price"])
+    rows = []
+    with tempfile.TemporaryDirectory(dir=work_root()) as tmp:
+        tmp = Path(tmp)
+        mlflow.spark.save_model(spark_model, str(tmp / "spark-model"), pip_requirements=["pyspark"])
+        mlflow.sklearn.save_model(sk_model, str(tmp / "sklearn-model"),
+                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+        copies = spark.range(DEPLOYMENT_COPIES).withColumnRenamed("id", "copy")
+        batch_df = test_df.drop("price").crossJoin(copies).repartition(2).cache()
+        n_rows = batch_df.count()
+        _, seconds = Bench.timed(lambda: mlflow.spark.load_model(str(tmp / "spark-model")).transform(batch_df)
+                                 .select("prediction").write.format("noop").mode("overwrite").save())
+        batch_df.unpersist()
+        print(f"batch scoring, Spark model loaded from MLflow: {n_rows:,} rows in {seconds:.1f} s "
+              f"({n_rows / seconds:,.0f} rows/s)")
+        for name, model_dir, frame in [("Spark pipeline (ML04 LR)", tmp / "spark-model", test_pdf.drop(columns="price")),
+                                       ("scikit-learn LinearRegression", tmp / "sklearn-model", test_pdf[numeric])]:
+            port = serving.free_port()
+            command = serving.mlflow_serve_command(model_dir.resolve().as_uri(), port)
+            with serving.Service(command, health_url=f"http://127.0.0.1:{port}/health", timeout=300,
+                                 log=tmp / f"{model_dir.name}.log") as service:
+                memory = service.memory_bytes()
+                url = f"http://127.0.0.1:{port}"
+                serving.timed_requests(url, frame, 5)  # warm-up
+                one = serving.timed_requests(url, frame, 100, 1)
+                hundred = serving.timed_requests(url, frame, 20, 100)
+            p50, p95 = (np.percentile(one, q) * 1000 for q in (50, 95))
+            rows.append({"model server": name, "start-up s": f"{service.startup_seconds:.1f}",
+                         "memory MB": f"{memory / 2**20:.0f}",
+                         "1 row: ms p50 / p95": f"{p50:.1f} / {p95:.1f}",
+                         "requests/s (1 row)": f"{1 / statistics.mean(one):.0f}",
+                         "100 rows: ms p50": f"{np.percentile(hundred, 50) * 1000:.1f}",
+                         "left behind": len(service.left_behind)})
+    print_table(rows, list(rows[0]))
+    print("(memory: resident size of the server's whole process group; requests one after the other from one client)")
 
 
 ML11_XGB = {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05, "random_state": 42}  # keep in step with ML11
