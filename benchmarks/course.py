@@ -561,24 +561,32 @@ def bench_deployment(bench: Bench) -> None:
     print(f"scikit-learn forest ({ML12_FOREST['n_estimators']} trees) fitted on the driver in {seconds:.1f} s")
     with tempfile.TemporaryDirectory(dir=work_root()) as tmp:
         location = str(Path(tmp) / "model")
+        from mlflow.models import infer_signature
+
+        # with a signature, as in ML12: spark_udf then names the columns it passes to the model
         mlflow.sklearn.save_model(forest, location, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                                  signature=infer_signature(train_pdf[features], forest.predict(train_pdf[features])),
                                   skops_trusted_types=["sklearn.tree._tree.Tree"])
         copies = spark.range(DEPLOYMENT_COPIES).withColumnRenamed("id", "copy")
         # not cached: a cached input hands the UDFs its own columnar batches (Spark 4.2, see ML12)
         score_df = test_df.select(*features).crossJoin(copies).repartition(2)
         rows = score_df.count()
 
-        @pandas_udf("double")
-        def scalar(*columns: pd.Series) -> pd.Series:
+        # this module has `from __future__ import annotations`: the type hints pandas_udf reads are
+        # set as objects here (as strings they would name pandas, imported in this function only)
+        def scalar(*columns):
             return pd.Series(forest.predict(pd.concat(columns, axis=1, keys=features)))
 
-        @pandas_udf("double")
-        def iterator(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
+        def iterator(batches):
             model = mlflow.sklearn.load_model(location)
             for columns in batches:
                 yield pd.Series(model.predict(pd.concat(columns, axis=1, keys=features)))
 
-        def frames(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        scalar.__annotations__ = {"columns": pd.Series, "return": pd.Series}
+        iterator.__annotations__ = {"batches": Iterator[Tuple[pd.Series, ...]], "return": Iterator[pd.Series]}
+        scalar, iterator = pandas_udf("double")(scalar), pandas_udf("double")(iterator)
+
+        def frames(batches):
             model = mlflow.sklearn.load_model(location)
             for frame in batches:
                 yield pd.DataFrame({"prediction": model.predict(frame[features])})
@@ -597,7 +605,7 @@ def bench_deployment(bench: Bench) -> None:
                 table.append({"scoring": name, "Arrow batch rows": batch_rows, "rows": rows,
                               "seconds": f"{seconds:.1f}", "rows/s": f"{rows / seconds:,.0f}"})
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-        _, seconds = Bench.timed(forest.predict, score_df.toPandas())
+        _, seconds = Bench.timed(lambda: forest.predict(score_df.toPandas()[features]))
         table.append({"scoring": "scikit-learn on the driver (toPandas + predict)", "Arrow batch rows": "-",
                       "rows": rows, "seconds": f"{seconds:.1f}", "rows/s": f"{rows / seconds:,.0f}"})
     print_table(table, ["scoring", "Arrow batch rows", "rows", "seconds", "rows/s"])
