@@ -20,11 +20,12 @@ TWICE = ROOT / "notebooks" / "ML01_Data_Cleansing.ipynb"
 # ML09L: hyperopt's SparkTrials, each trial a Spark task fitting scikit-learn on an executor;
 # ML11: xgboost.spark's barrier stage with num_workers=2 (it needs both worker cores at once);
 # ML12: pandas UDFs and mlflow spark_udf scoring on executors; ML13: applyInPandas training, with
-# MLflow runs and models logged from the executors
+# MLflow runs and models logged from the executors; MLE06: joblibspark's backend, each scikit-learn
+# fit of a GridSearchCV a Spark task on the cluster (with its stage-level resource profile)
 ON_CLUSTER = tuple(ROOT / path for path in (
     "notebooks/ML00a_Spark_Review.ipynb", "solutions/ML06L_MLflow_Lab.ipynb", "solutions/ML09L_Hyperopt_Lab.ipynb",
     "notebooks/ML11_XGBoost.ipynb", "notebooks/ML12_Inference_with_Pandas_UDFs.ipynb",
-    "notebooks/ML13_Training_with_Pandas_UDFs.ipynb"))
+    "notebooks/ML13_Training_with_Pandas_UDFs.ipynb", "notebooks/MLE06_Joblib_and_scikit_learn_at_Scale.ipynb"))
 
 
 @pytest.mark.slow
@@ -58,11 +59,12 @@ def test_same_notebook_twice_at_once(notebook_runs):
 @pytest.mark.cluster
 @pytest.mark.timeout(1800)  # a guard against hangs
 def test_lessons_run_on_a_standalone_cluster(tmp_path, notebook_runs):
-    """nbval runs every notebook on local[*]; this runs six of them against a real standalone
+    """nbval runs every notebook on local[*]; this runs seven of them against a real standalone
     master and worker (COURSE_SPARK_MASTER): Delta's jars must reach the executors, Python
     workers and pandas conversions run there, MLflow's Spark-flavour model is scored by the
     cluster, SparkTrials' trials and XGBoost's barrier tasks run as executor tasks, pandas UDFs
-    score and train scikit-learn models on the executors and log MLflow runs from there."""
+    score and train scikit-learn models on the executors and log MLflow runs from there, and joblib's
+    Spark backend runs scikit-learn's cross-validation fits as cluster tasks."""
     with LocalCluster(cores=2, memory="4g", workdir=tmp_path / "cluster") as cluster:
         env = dict(os.environ, COURSE_SPARK_MASTER=cluster.url)
         for notebook in ON_CLUSTER:
