@@ -5,7 +5,7 @@ VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
 NOTEBOOK_DIRS := notebooks solutions
 
-.PHONY: setup datasets course test lab outputs labs cluster clean help
+.PHONY: setup datasets course test lab outputs labs cluster site clean help
 
 help:
 	@echo "make course   set up, then run every lesson and solution notebook (table of results)"
@@ -16,6 +16,7 @@ help:
 	@echo "make outputs  re-execute notebooks to refresh stored outputs (NOTEBOOKS=... for some)"
 	@echo "make labs     regenerate labs/ from solutions/"
 	@echo "make cluster  start a local standalone Spark master + worker (Ctrl-C stops)"
+	@echo "make site     the course as a static website from the stored outputs, in build/site"
 
 setup:
 	@$(PYTHON) -m includes.tools.bootstrap
@@ -40,6 +41,9 @@ labs:
 
 cluster: setup
 	$(VENV_PY) -m includes.tools.cluster
+
+site: setup
+	@$(VENV_PY) -m includes.tools.site
 
 clean:
 	rm -rf build work
