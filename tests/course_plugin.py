@@ -3,46 +3,57 @@
 1. Lab probes inside nbval's run. A solution notebook executes once per suite run: nbval runs it
    cell by cell in one kernel and compares every output with the stored one. Just before nbval
    runs a TODO cell (a cell with ``# BEGIN SOLUTION`` regions), this plugin uses the same kernel to
-   - run the *lab's* version of the first TODO cell (``<FILL_IN>`` in place of each answer) and
-     require it to stop with ``TodoNotDone``: the cells before it are the solution's cells
-     unchanged (tests/test_labs.py checks that), which nbval has just run without error, so the
-     generated lab runs unchanged up to its first TODO and stops there;
-   - run the TODO cell with every answer replaced by ``pass``, then the check cell that follows,
-     and require the check to fail with ``LabCheckError`` and a ``FAIL:`` message.
+   run the lab's own code (each region's ``# LAB:`` stub, which must hold ``<FILL_IN>``) followed by
+   the check cell, with the checks *recording* (each check runs and its outcome is kept, none raises):
+   - the lab's cell, every answer stubbed: the first TODO cell must stop with ``TodoNotDone`` (the
+     cells before it are the solution's cells unchanged, tests/test_labs.py checks that, and nbval
+     has just run them without error), a later one must not stop with another error; then *every*
+     check must fail, the first because of the answer (a wrong or undefined value, a
+     ``<FILL_IN>``), not because checking it raised an unrelated error;
+   - with several regions, each region stubbed alone (the other answers in place): some check
+     must fail, the first because of the answer;
+   - each mistake of the solution's catalogue (``solutions/<stem>.mistakes.toml``) made in the
+     cell: the first failing check's message must name it.
    Then nbval runs the real cell; the check cell, when its turn comes, must pass with the stored
    output. A probe that finds a problem fails the TODO cell's test with the reason.
 
-2. The execution table. At the end the suite prints, per notebook, how many times it was
+2. The numeric pin. Loaded first (``-p``), before anything imports numpy, the plugin sets
+   :func:`includes.runtime.numeric.pin` in this process's environment, which every xdist worker,
+   every kernel nbval starts and every notebook a test executes inherits: the suite checks the stored
+   outputs with the numbers every machine computes, whatever the environment it was started from.
+
+3. The execution table. At the end the suite prints, per notebook, how many times it was
    executed (nbval's run, plus every whole-notebook run a test records with the
    ``notebook_runs`` fixture) and the seconds spent, so the cost of each notebook stays visible.
 """
 
 from __future__ import annotations
 
-import copy
-import re
+import ast
+import json
+import sys
+import tomllib
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from includes.runtime.numeric import pin as pin_numerics  # noqa: E402
+
+pin_numerics()
 
 RUN_PROPERTY = "notebook_execution"
 PROBE_TIMEOUT = 1800
 
 
-def without_answer(source: str) -> str:
-    """The TODO cell with its answer removed (each solution region replaced by ``pass``)."""
-    return re.sub(
-        r"^(\s*)# BEGIN SOLUTION\s*$.*?^\s*# END SOLUTION\s*$",
-        lambda m: f"{m.group(1)}pass",
-        source,
-        flags=re.S | re.M,
-    )
-
-
-def run_in_kernel(kernel, code: str, timeout: float = PROBE_TIMEOUT) -> dict:
-    """Execute ``code`` in nbval's kernel; return the execute_reply content (status, ename, evalue)."""
-    msg_id = kernel.execute_cell_input(code, allow_stdin=False)
+def run_in_kernel(kernel, code: str, timeout: float = PROBE_TIMEOUT, expressions: dict | None = None) -> dict:
+    """Execute ``code`` in nbval's kernel; return the execute_reply content (status, ename, evalue,
+    and the values of ``expressions``, evaluated after the code, as user_expressions)."""
+    msg_id = kernel.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False,
+                               user_expressions=expressions or {})
     while True:
         msg = kernel.get_message(stream="shell", timeout=timeout)
         if msg["parent_header"].get("msg_id") == msg_id:
@@ -52,37 +63,150 @@ def run_in_kernel(kernel, code: str, timeout: float = PROBE_TIMEOUT) -> dict:
     return reply
 
 
+_START_RECORDING = "__import__('includes.runtime.checks', fromlist=['checks']).start_recording()"
+_RECORDS = "__import__('json').dumps(__import__('includes.runtime.checks', fromlist=['checks']).stop_recording())"
+
+
+def run_check_cell(kernel, source: str) -> tuple[list[dict], dict]:
+    """Run a check cell with its checks recording (none raises): every check's outcome, in order,
+    and the cell's reply (an error here was raised outside the checks, and ended the cell)."""
+    run_in_kernel(kernel, _START_RECORDING)
+    reply = run_in_kernel(kernel, source)
+    fetched = run_in_kernel(kernel, "", expressions={"records": _RECORDS})["user_expressions"]["records"]
+    return json.loads(ast.literal_eval(fetched["data"]["text/plain"])), reply
+
+
+def _first_line(text: str) -> str:
+    return " / ".join(line.strip() for line in text.split("\n")[:3])
+
+
+def verdict(records: list[dict], reply: dict, check_index: int, what: str, every: bool = False) -> list[str]:
+    """What is wrong with a check cell's outcome when ``what`` (an answer is missing): it must fail,
+    its first failing check must fail because of the answer (a wrong or undefined value, a <FILL_IN>),
+    not because checking raised an unrelated error; with ``every``, no check may pass."""
+    from includes.runtime.checks import CATCHES
+
+    failed = [r for r in records if not r["passed"]]
+    if not failed:
+        if reply.get("status") == "error":
+            return [f"check cell {check_index} raised {reply.get('ename')} outside its checks when {what}: "
+                    f"{reply.get('evalue', '')}"]
+        return [f"check cell {check_index} passed although {what}"]
+    problems = []
+    if failed[0]["kind"] not in CATCHES:
+        problems.append(f"check cell {check_index}: its first failing check failed on an unrelated error when "
+                        f"{what}, not because of the answer: {_first_line(failed[0]['message'])}")
+    if every:
+        problems += [f"check cell {check_index}: {r['description']!r} passes although {what}"
+                     for r in records if r["passed"]]
+    return problems
+
+
+def _todo_run_problem(reply: dict, index: int, what: str, first: bool) -> list[str]:
+    if reply.get("ename") == "TodoNotDone" or (reply.get("status") == "ok" and not first):
+        return []  # a stub inside a function body stops only when the function is called
+    return [f"TODO cell {index} with {what} ended with {reply.get('status')} {reply.get('ename', '')}: "
+            f"{reply.get('evalue', '')}, not TodoNotDone"]
+
+
+@dataclass
+class Mistake:
+    """One entry of a solution's mistake catalogue (``<solution stem>.mistakes.toml``)."""
+
+    cell: str  # the id of the TODO cell
+    what: str  # the mistake, in a learner's words
+    replace: str  # text of the answer ...
+    by: str  # ... and what the learner writes instead
+    expect: str  # a phrase the first failing check's message must contain (it names the mistake)
+    raises: str = ""  # or: the mistaken cell itself stops with this error (the learner sees their own line)
+
+
+def catalogue_path(solution: Path) -> Path:
+    return Path(solution).with_suffix(".mistakes.toml")
+
+
+def load_catalogue(solution: Path) -> list[Mistake]:
+    path = catalogue_path(solution)
+    if not path.exists():
+        return []
+    with open(path, "rb") as handle:
+        return [Mistake(**entry) for entry in tomllib.load(handle).get("mistake", [])]
+
+
+def mistake_probe(kernel, mistake: Mistake, source: str, check_source: str, index: int, check_index: int) -> list[str]:
+    """Run TODO cell ``index`` with the mistake made, then its check cell: the first failing check
+    must say ``mistake.expect``."""
+    name = f"mistake {mistake.what!r} (cell {index})"
+    if source.count(mistake.replace) != 1:
+        return [f"{name}: its text occurs {source.count(mistake.replace)} times in the cell, not once"]
+    reply = run_in_kernel(kernel, source.replace(mistake.replace, mistake.by))
+    if mistake.raises:
+        if reply.get("ename") != mistake.raises:
+            return [f"{name}: the cell ended with {reply.get('status')} {reply.get('ename', '')}, "
+                    f"not {mistake.raises}"]
+        return []
+    if reply.get("status") != "ok":
+        return [f"{name}: the cell itself raised {reply.get('ename')}: {reply.get('evalue', '')}"]
+    records, reply = run_check_cell(kernel, check_source)
+    failed = [r for r in records if not r["passed"]]
+    if not failed:
+        return [f"{name}: check cell {check_index} passes it"]
+    if mistake.expect.lower() not in failed[0]["message"].lower():
+        return [f"{name}: check cell {check_index} fails, but its message does not say {mistake.expect!r}: "
+                f"{_first_line(failed[0]['message'])}"]
+    return []
+
+
 _structures: dict[str, object] = {}
 
 
 def lab_probes(item) -> list[str]:
-    """Run the probes due before this nbval cell of a solution notebook; return the problems found."""
-    from includes.tools.labs import analyse, strip_solution
+    """Run the probes due before this nbval cell of a solution notebook; return the problems found.
+
+    Before TODO cell i (regions R1..Rk, check cell c), in nbval's kernel:
+    - the lab's cell (every region its ``# LAB:`` stub) must stop with TodoNotDone (the first TODO
+      cell) or at least not with another error, and then every check of cell c must fail, the first
+      one because of the missing answer;
+    - with k > 1, each region alone is stubbed (the other answers stay): cell c must fail, its
+      first failing check because of the answer;
+    - each mistake of the catalogue for cell i must fail cell c with a message that names it.
+    Checks run recording (tests see every check, not only the first that fails).
+    """
+    from includes.tools.labs import analyse, solution_regions, strip_solution, stub_region
 
     nb = item.parent.nb
     index = next(i for i, cell in enumerate(nb.cells) if cell is item.cell)
     key = str(item.fspath)
     if key not in _structures:
-        _structures[key] = analyse(nb, Path(key).name)
-    structure = _structures[key]
+        _structures[key] = (analyse(nb, Path(key).name), load_catalogue(Path(key)))
+    structure, catalogue = _structures[key]
     if index not in structure.todo_cells:
         return []
     kernel = item.parent.kernel
-    problems = []
-    if index == structure.todo_cells[0]:
-        reply = run_in_kernel(kernel, strip_solution(item.cell.source))
-        if reply.get("ename") != "TodoNotDone":
-            problems.append(f"the lab's first TODO cell (cell {index}) ended with {reply.get('status')} "
-                            f"{reply.get('ename', '')}: {reply.get('evalue', '')}, not TodoNotDone")
+    source = item.cell.source
     check_index = min(c for c in structure.check_cells if c > index)
-    run_in_kernel(kernel, without_answer(item.cell.source))  # may fail by itself; the check must catch it
-    reply = run_in_kernel(kernel, copy.deepcopy(nb.cells[check_index]).source)
-    if reply.get("status") == "ok":
-        problems.append(f"check cell {check_index} passed although TODO cell {index} had no answer")
-    elif reply.get("ename") != "LabCheckError":
-        problems.append(f"check cell {check_index} failed with {reply.get('ename')}, not LabCheckError")
-    elif "FAIL:" not in reply.get("evalue", ""):
-        problems.append(f"check cell {check_index}: its message does not say what failed")
+    check_source = nb.cells[check_index].source
+    first = index == structure.todo_cells[0]
+    problems = []
+    regions = solution_regions(source)
+    for number, region in enumerate(regions, start=1):
+        if not any("<FILL_IN>" in line for line in region.stub):
+            problems.append(f"TODO cell {index}, region {number}: its # LAB: stub has no <FILL_IN>")
+
+    what = f"TODO cell {index} had no answer (the lab's cell)"
+    problems += _todo_run_problem(run_in_kernel(kernel, strip_solution(source)), index, "every <FILL_IN>", first)
+    records, reply = run_check_cell(kernel, check_source)
+    problems += verdict(records, reply, check_index, what, every=True)
+    if len(regions) > 1:
+        for number in range(len(regions)):
+            what = f"region {number + 1} of TODO cell {index} had no answer"
+            reply = run_in_kernel(kernel, stub_region(source, number))
+            problems += _todo_run_problem(reply, index, f"region {number + 1} stubbed", False)
+            records, reply = run_check_cell(kernel, check_source)
+            problems += verdict(records, reply, check_index, what)
+    for mistake in catalogue:
+        if mistake.cell == item.cell.get("id"):
+            problems += mistake_probe(kernel, mistake, source, check_source, index, check_index)
     return problems
 
 

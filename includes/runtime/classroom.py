@@ -36,6 +36,7 @@ from pathlib import Path
 from includes.data.datasets import require as require_datasets
 from includes.fsutil import try_lock
 from includes.paths import CourseSetupError, datasets_root, display_path, mlflow_tracking_uri, work_root
+from includes.runtime.numeric import numeric_environment
 from includes.runtime.preflight import check_java, check_master_reachable
 from includes.runtime.spark import start_session
 
@@ -137,6 +138,24 @@ def write_through(stream) -> None:
         stream.write = wrapper
 
 
+def numeric_pin_problem() -> str | None:
+    """None when this process's numpy computes as :mod:`includes.runtime.numeric` pins it; else what
+    differs (it loads numpy to look)."""
+    from numpy._core._multiarray_umath import __cpu_features__
+    from threadpoolctl import threadpool_info
+
+    wanted = numeric_environment()
+    problems = []
+    for pool in threadpool_info():
+        if pool.get("internal_api") == "openblas" and "OPENBLAS_CORETYPE" in wanted \
+                and pool.get("architecture") != wanted["OPENBLAS_CORETYPE"]:
+            problems.append(f"numpy's OpenBLAS runs its {pool.get('architecture')} kernels, "
+                            f"not {wanted['OPENBLAS_CORETYPE']}")
+    if "NPY_ENABLE_CPU_FEATURES" in wanted and __cpu_features__.get("X86_V4"):
+        problems.append("numpy's vector code uses AVX-512")
+    return "; ".join(problems) or None
+
+
 @dataclass
 class Classroom:
     lesson: str
@@ -173,6 +192,10 @@ def setup(lesson: str, datasets: tuple[str, ...] | list[str] = ()) -> Classroom:
     spark = start_session(f"course-{lesson}", master, working_dir,
                           working_dir.parent / f"spark-{working_dir.name}.log")
     spark.sparkContext.setLogLevel("ERROR")
+    unpinned = numeric_pin_problem()
+    if unpinned:  # numpy was loaded before the set-up cell pinned it (see includes/runtime/numeric.py)
+        warnings.warn(f"{unpinned}, so the last digits of some results may differ from the stored "
+                      "outputs: restart the kernel and run the set-up cell first.", stacklevel=2)
     spark.sparkContext.setCheckpointDir(str(working_dir / "checkpoints"))
     spark.catalog.clearCache()
 

@@ -23,6 +23,7 @@ import sys
 import venv
 
 from includes.paths import COURSE_ROOT, CourseSetupError
+from includes.runtime.numeric import describe as describe_numerics
 from includes.runtime.preflight import check_java
 
 VENV = COURSE_ROOT / ".venv"
@@ -96,6 +97,7 @@ def main() -> int:
             check_spark_and_delta()
             READY.write_text(fingerprint())
         install_datasets()
+        say(describe_numerics())
     except CourseSetupError as exc:
         print(f"\nSetup failed: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from includes.paths import CourseSetupError
+from includes.runtime.numeric import pin as pin_numerics
 
 
 def spark_home() -> Path:
@@ -75,6 +76,7 @@ class LocalCluster:
     def _start(self, name: str, args: list[str], port: int) -> None:
         env = dict(os.environ, SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP="127.0.0.1",
                    PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(self.workdir / "worker"))
+        pin_numerics(env)  # the executors' Python workers inherit it from the worker
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as out:
             process = subprocess.Popen(

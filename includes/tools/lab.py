@@ -23,6 +23,7 @@ from pathlib import Path
 import json5
 
 from includes.paths import COURSE_ROOT
+from includes.runtime.numeric import pin as pin_numerics
 
 NO_NEWS = ("--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate")
@@ -64,6 +65,7 @@ def lab_arguments(euid: int, extra: list[str] | tuple[str, ...] = ()) -> list[st
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     euid = os.geteuid()
+    pin_numerics()  # every kernel the server starts computes like the stored outputs
     write_no_news_overrides()
     if euid == 0:
         print("[lab] running as root (common in containers): starting Jupyter with --allow-root", flush=True)

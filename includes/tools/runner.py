@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 from includes.paths import COURSE_ROOT, display_path
+from includes.runtime.numeric import pin as pin_numerics
 EXECUTED_DIRS = ("notebooks", "solutions")
 BUILD_DIR = COURSE_ROOT / "build"
 CELL_TIMEOUT = 1800
@@ -82,9 +83,12 @@ def execute(path: Path, env: dict[str, str] | None = None, timeout: int = CELL_T
     )
     start = time.monotonic()
     error = None
+    # env (a complete environment) lets the cluster test point a notebook at a cluster; the kernel
+    # gets the numeric pin whatever the caller's environment says
+    env = dict(os.environ if env is None else env)
+    pin_numerics(env)
     try:
-        # env (a complete environment) lets the cluster test point a notebook at a cluster
-        client.execute(**({"env": env} if env is not None else {}))
+        client.execute(env=env)
     except CellExecutionError as exc:
         error = _first_line_of_error(exc)
     except Exception as exc:  # kernel died, timeout, ...
