@@ -1,11 +1,14 @@
 """tests/course_plugin.py for real: nbval runs tiny solution notebooks with the lab probes on.
 
-A solution whose check catches a missing answer passes; one whose check passes without the
-answer, or whose lab does not stop at its first TODO, fails with the reason; the execution table
-is printed. Each run is a pytest subprocess on notebooks written here (seconds, no Spark).
+Each lab below is built to slip through one gap of the old probes (all answers removed at once,
+only the first failing check seen, any exception taken for a catch, `pass` probed instead of the
+lab's stub, a stub without <FILL_IN>); the probes must now fail it with the reason. A good lab,
+with a mistake catalogue its checks catch, passes; the execution table is printed. Each run is a
+pytest subprocess on notebooks written here (seconds, no Spark).
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +18,24 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-         "from includes.runtime.checks import check_equal, enable_fill_in\nenable_fill_in()")
+         "from includes.runtime.checks import check, check_equal, enable_fill_in\nenable_fill_in()")
 
 
-def solution(path: Path, answer: str, check: str) -> None:
-    cells = [nbformat.v4.new_code_cell(SETUP),
-             nbformat.v4.new_code_cell(f"# TODO: x is 42\n# BEGIN SOLUTION\n{answer}\n# END SOLUTION"),
-             nbformat.v4.new_code_cell(check)]
-    cells[2].metadata["tags"] = ["check"]
-    nb = nbformat.v4.new_notebook(cells=cells)
+def solution(path: Path, *cells: str) -> None:
+    """A solution notebook: the set-up cell, then ``cells``; a cell starting with ``#check`` is a check cell."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SETUP)])
+    for number, source in enumerate(cells, start=1):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.id = f"cell-{number:02d}"
+        if source.startswith("#check"):
+            cell.metadata["tags"] = ["check"]
+        nb.cells.append(cell)
     NotebookClient(nb, kernel_name="python3", timeout=60).execute()
     nbformat.write(nb, path)
+
+
+def todo(*answers: str) -> str:
+    return "\n".join(f"# BEGIN SOLUTION\n{answer}\n# END SOLUTION" for answer in answers)
 
 
 def run_suite(project: Path) -> subprocess.CompletedProcess:
@@ -35,17 +45,86 @@ def run_suite(project: Path) -> subprocess.CompletedProcess:
                           cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_probes_pass_a_good_lab_and_fail_bad_ones(tmp_path):
-    (tmp_path / "solutions").mkdir()
-    good = "check_equal('x', lambda: x, 42)"
-    solution(tmp_path / "solutions" / "Good.ipynb", "x = 42", good)
-    solution(tmp_path / "solutions" / "Lenient.ipynb", "x = 42", "check_equal('True', lambda: True, True)")
-    solution(tmp_path / "solutions" / "NoStop.ipynb", "x = 42\n# LAB: x = 41", good)
-    proc = run_suite(tmp_path)
-    out = proc.stdout
-    assert "2 failed, 7 passed" in out, out[-3000:]
-    assert "Lenient.ipynb::Cell 1" in out and "check cell 2 passed although TODO cell 1 had no answer" in out
-    assert "NoStop.ipynb::Cell 1" in out and "not TodoNotDone" in out
-    assert "Good.ipynb" not in out.split("short test summary")[-1]
+CHECK_X = "#check\ncheck_equal('x is 42', lambda: x, 42, hint='count again')"
+GOOD_CATALOGUE = '''
+[[mistake]]
+cell = "cell-01"
+what = "one short"
+replace = "x = 42"
+by = "x = 41"
+expect = "x is 42"
+
+[[mistake]]
+cell = "cell-01"
+what = "a string"
+replace = "x = 42"
+by = "x = '42'"
+expect = "expected 42"
+'''
+SLIPPING_CATALOGUE = '''
+[[mistake]]
+cell = "cell-01"
+what = "the same value written differently"
+replace = "x = 42"
+by = "x = 6 * 7"
+expect = "x is 42"
+
+[[mistake]]
+cell = "cell-01"
+what = "a string"
+replace = "x = 42"
+by = "x = '42'"
+expect = "the mistake named otherwise"
+'''
+
+
+def failures(out: str) -> dict[str, str]:
+    """The failing notebooks' lab-probe messages, by notebook name."""
+    found = {}
+    for block in out.split("___ ")[1:]:
+        name = re.match(r"(\w+)\.ipynb", block.split("::")[0].strip("_ ").split("/")[-1])
+        if name and "lab probe:" in block:
+            found[name.group(1)] = found.get(name.group(1), "") + block
+    return found
+
+
+def test_probes_pass_a_good_lab_and_fail_each_gap(tmp_path):
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    solution(solutions / "Good.ipynb", todo("x = 42"), CHECK_X,
+             "y = 1", todo("# LAB: z = <FILL_IN> + y\nz = 2 + y"), "#check\ncheck_equal('z is 3', lambda: z, 3)")
+    (solutions / "Good.mistakes.toml").write_text(GOOD_CATALOGUE)
+    solution(solutions / "Lenient.ipynb", todo("x = 42"), "#check\ncheck_equal('True', lambda: True, True)")
+    solution(solutions / "NoStop.ipynb", todo("x = 42\n# LAB: x = 41"), CHECK_X)
+    # gap: all answers removed at once; the second answer has no check
+    solution(solutions / "Unchecked.ipynb", todo("x = 42", "w = 7"), CHECK_X)
+    # gap: only the first failing check was run; the second passes without any answer
+    solution(solutions / "Idle.ipynb", todo("x = 42"), CHECK_X + "\ncheck('always', lambda: 1 + 1 == 2)")
+    # gap: any exception was a catch; here the stale `grid` of an earlier cell makes checking raise
+    solution(solutions / "Unrelated.ipynb", "grid = 5", todo("grid = [1, 2]"),
+             "#check\ncheck_equal('grid has 2 points', lambda: len(grid), 2)")
+    # gap: later TODOs probed with `pass`; their stubs are what the learner gets
+    solution(solutions / "BadStubs.ipynb", todo("x = 42"), CHECK_X,
+             todo("# LAB: y = 41\ny = 42"), "#check\ncheck_equal('y is 42', lambda: y, 42)",
+             todo("# LAB: z = not_defined_in_the_lab + <FILL_IN>\nz = 1"), "#check\ncheck_equal('z', lambda: z, 1)")
+    # a check cell whose own code raises before any check has failed
+    solution(solutions / "RawError.ipynb", todo("x = 42"), "#check\ndouble = x * 2\ncheck_equal('x', lambda: x, 42)")
+    solution(solutions / "Slipping.ipynb", todo("x = 42"), CHECK_X)
+    (solutions / "Slipping.mistakes.toml").write_text(SLIPPING_CATALOGUE)
+
+    out = run_suite(tmp_path).stdout
+    found = failures(out)
+    assert sorted(found) == ["BadStubs", "Idle", "Lenient", "NoStop", "RawError", "Slipping", "Unchecked",
+                             "Unrelated"], out[-4000:]
+    assert "check cell 2 passed although TODO cell 1 had no answer" in found["Lenient"]
+    assert "not TodoNotDone" in found["NoStop"]
+    assert "check cell 2 passed although region 2 of TODO cell 1 had no answer" in found["Unchecked"]
+    assert "'always' passes although TODO cell 1 had no answer" in found["Idle"]
+    assert "failed on an unrelated error" in found["Unrelated"] and "TypeError" in found["Unrelated"]
+    assert "TODO cell 3, region 1: its # LAB: stub has no <FILL_IN>" in found["BadStubs"]
+    assert "ended with error NameError" in found["BadStubs"]
+    assert "raised NameError outside its checks" in found["RawError"]
+    assert "'the same value written differently' (cell 1): check cell 2 passes it" in found["Slipping"]
+    assert "does not say 'the mistake named otherwise'" in found["Slipping"]
     table = out.split("notebook executions")[-1]
-    assert "solutions/Good.ipynb" in table and "all notebooks" in table and "   3 " in table
+    assert "solutions/Good.ipynb" in table and "all notebooks" in table

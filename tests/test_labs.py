@@ -146,3 +146,27 @@ def test_generate_one_writes_only_that_lab(tmp_path):
     assert written == lab_dir / "A.ipynb" and "<FILL_IN>" in written.read_text()
     assert sorted(p.name for p in lab_dir.iterdir()) == ["A.ipynb"]
     assert stale_labs(solutions, lab_dir) == ["B.ipynb: missing in labs/"]
+
+
+def test_regions_and_one_region_stubbed():
+    from includes.tools.labs import solution_regions, stub_region
+
+    source = ("a = 0\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = 1\n# END SOLUTION\n"
+              "if a == 0:\n    # BEGIN SOLUTION\n    y = 2\n    # END SOLUTION")
+    first, second = solution_regions(source)
+    assert (first.answer, first.stub) == (["x = 1"], ["x = <FILL_IN>"])
+    assert (second.answer, second.stub) == (["    y = 2"], ["    <FILL_IN>"])
+    assert stub_region(source, 1) == ("a = 0\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = 1\n# END SOLUTION\n"
+                                      "if a == 0:\n    <FILL_IN>")
+    assert stub_region(source, 0).startswith("a = 0\nx = <FILL_IN>\nif a == 0:")
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_every_stub_holds_a_fill_in(solution):
+    """A `# LAB:` stub without <FILL_IN> would hand the learner a cell that runs: the TODO must stop."""
+    from includes.tools.labs import solution_regions
+
+    nb = nbformat.read(solution, as_version=4)
+    for index in analyse(nb, solution.name).todo_cells:
+        for number, region in enumerate(solution_regions(nb.cells[index].source), start=1):
+            assert any("<FILL_IN>" in line for line in region.stub), f"cell {index}, region {number}"

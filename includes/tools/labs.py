@@ -81,6 +81,42 @@ def strip_solution(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+@dataclass
+class Region:
+    """One ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region of a cell: lines ``first``..``last``
+    (the two markers included), its answer lines and the lab's stub that replaces them."""
+
+    first: int
+    last: int
+    answer: list[str]
+    stub: list[str]
+
+
+def solution_regions(source: str, where: str = "cell") -> list[Region]:
+    """The solution regions of a cell's source, in order (malformed markers raise LabFormatError)."""
+    strip_solution(source, where)  # validates the markers
+    found, lines = [], source.split("\n")
+    first, indent = None, ""
+    for number, line in enumerate(lines):
+        match = BEGIN.match(line)
+        if match:
+            first, indent = number, match.group("indent")
+        elif first is not None and END.match(line):
+            region = lines[first + 1:number]
+            stubs = [m.group("indent") + m.group("code") for m in map(LAB_LINE.match, region) if m]
+            answer = [line for line in region if not LAB_LINE.match(line)]
+            found.append(Region(first, number, answer, stubs or [indent + PLACEHOLDER]))
+            first = None
+    return found
+
+
+def stub_region(source: str, index: int) -> str:
+    """``source`` with only its region ``index`` replaced by the lab's stub (the other answers stay)."""
+    region = solution_regions(source)[index]
+    lines = source.split("\n")
+    return "\n".join(lines[:region.first] + region.stub + lines[region.last + 1:])
+
+
 def has_solution(cell) -> bool:
     return cell.cell_type == "code" and any(BEGIN.match(line) for line in cell.source.split("\n"))
 
