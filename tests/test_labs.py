@@ -170,3 +170,59 @@ def test_every_stub_holds_a_fill_in(solution):
     for index in analyse(nb, solution.name).todo_cells:
         for number, region in enumerate(solution_regions(nb.cells[index].source), start=1):
             assert any("<FILL_IN>" in line for line in region.stub), f"cell {index}, region {number}"
+
+
+# --- make progress ------------------------------------------------------------------------------
+
+def test_progress_runs_each_lab_and_reports_every_check(tmp_path):
+    """Three small labs in a collected folder (no Spark): one answer right, one wrong, one TODO left;
+    a lab whose set-up cell fails; a lab that runs out of time."""
+    from pathlib import Path
+
+    from includes.runtime.checks import plain
+    from includes.tools import progress
+
+    root = Path(__file__).resolve().parent.parent
+    setup = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+             "from includes.runtime.checks import check, check_equal, enable_fill_in\nenable_fill_in()")
+
+    def lab(name, *cells, first=setup):
+        nb = nbformat.v4.new_notebook(cells=[code(first)] + [code(c[1:], tags=["check"]) if c.startswith("!")
+                                                           else code(c) for c in cells])
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+
+    lab("A_started", "x = 42", "!check_equal('x is 42', lambda: x, 42)",
+        "y = 41", "!check_equal('y is 42', lambda: y, 42, hint='count again')\ncheck('y is even', lambda: y % 2 == 0)",
+        "z = <FILL_IN>", "!check_equal('z is 1', lambda: z, 1)")
+    lab("B_broken", "x = <FILL_IN>", "!check('x', lambda: x)", first=setup + "\nraise RuntimeError('no Java here')")
+    lab("C_slow", "import time; time.sleep(30)", "!check('x', lambda: x)")
+
+    started, broken, slow = (progress.run_lab(tmp_path / f"{n}.ipynb", lab_timeout=8, cell_timeout=5)
+                             for n in ("A_started", "B_broken", "C_slow"))
+    assert (started.passed, started.failed, started.todos_left, started.problem) == (1, 3, 1, "")
+    assert started.first_failure.splitlines() == ["FAIL: y is 42", "  expected 42, got 41.", "  Hint: count again"]
+    assert broken.problem == "its set-up cell failed: RuntimeError: no Java here" and broken.todos_left == 1
+    assert slow.problem and "time limit" in slow.problem
+    text = progress.table([started, broken, slow], colour=True)
+    rows = plain(text).splitlines()
+    assert rows[1].split()[:5] == ["A_started", "1", "3", "1", "FAIL"]
+    assert "first failure: FAIL: y is 42" in rows[2] and "Hint: count again" in rows[4]
+    assert "B_broken" in rows[5] and "could not run: its set-up cell failed" in rows[5]
+    assert "C_slow" in rows[6] and "could not run" in rows[6]
+    assert "\x1b[31m" in text and "\x1b[32m" in text  # FAIL red, passes green in a terminal
+    assert "\x1b[" not in progress.table([started], colour=False)
+
+
+def test_progress_of_a_folder_exits_0_only_when_all_pass(tmp_path, capsys):
+    from pathlib import Path
+
+    from includes.tools import progress
+
+    root = Path(__file__).resolve().parent.parent
+    setup = f"import sys; sys.path.insert(0, {str(root)!r})\nfrom includes.runtime.checks import check_equal"
+    nb = nbformat.v4.new_notebook(cells=[code(setup), code("x = 1"), code("check_equal('x', lambda: x, 1)", tags=["check"])])
+    nbformat.write(nb, tmp_path / "Done.ipynb")
+    assert progress.main([str(tmp_path), "--colour", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "Done" in out and "PASS" in out and "1 labs: 1 checks passed, 0 failed, 0 TODOs left" in out
+    assert progress.main([str(tmp_path / "empty")]) == 1
