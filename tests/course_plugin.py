@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import tomllib
 from collections import defaultdict
@@ -281,15 +282,22 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 @pytest.fixture
-def notebook_runs(request):
+def notebook_runs(request, tmp_path_factory):
     """``run(path, env=None)`` executes a whole notebook (includes.tools.runner.execute) and records
     it in the execution table. Every test that uses it says in its docstring why nbval's run of
-    that notebook is not enough."""
-    from includes.paths import display_path
+    that notebook is not enough.
+
+    The runs of a test get a work root and an MLflow store of their own (shared by that test's runs
+    only): nbval runs the same notebooks on the other worker at the same time, and a lesson starts
+    by emptying its working directory, deleting its experiment's runs and its registered models."""
+    from includes.paths import WORK_ENV, display_path
     from includes.tools.runner import execute
 
+    root = tmp_path_factory.mktemp("notebook-runs")
+    own = {WORK_ENV: str(root / "work"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"}
+
     def run(path, env=None):
-        result = execute(path, env=env)
+        result = execute(path, env={**(os.environ if env is None else env), **own})
         request.node.user_properties.append((RUN_PROPERTY, (display_path(path), result.seconds)))
         return result
 

@@ -68,6 +68,9 @@ def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypat
     assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:+UseParallelGC"
     cluster = session_options("MLX", "spark://somewhere:7077", tmp_path, jars=["x.jar"])
     assert cluster["spark.driver.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
+    # locally the partition count does not follow the core count (a cluster keeps its own)
+    assert session_options("MLX", "local[*]", tmp_path, jars=["x.jar"])["spark.default.parallelism"] == "2"
+    assert "spark.default.parallelism" not in cluster
     assert cluster["spark.executor.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
 
 

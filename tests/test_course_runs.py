@@ -5,6 +5,7 @@ what these tests execute notebooks again for; they pick the shortest notebooks t
 """
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -31,8 +32,9 @@ ON_CLUSTER = tuple(ROOT / path for path in (
 @pytest.mark.slow
 def test_same_notebook_twice_at_once(notebook_runs):
     """Two kernels run the same lesson at the same time (nbval runs it once, alone): each claims
-    its own working directory (work/ML01 and work/ML01-<pid>), so neither sees or deletes the
-    other's Delta tables, and both produce their results. Re-running a notebook over the state of
+    its own working directory (<work root>/ML01 and <work root>/ML01-<pid>), so neither sees or
+    deletes the other's Delta tables, and both produce their results. Both use this test's own work
+    root and MLflow store, not nbval's (the notebook_runs fixture). Re-running a notebook over the state of
     an earlier run is what nbval's own run does after `make outputs`; claiming and releasing the
     directories is unit-tested in test_classroom.py."""
     results = [None, None]
@@ -47,13 +49,18 @@ def test_same_notebook_twice_at_once(notebook_runs):
         thread.join(timeout=900)
     for result in results:
         assert result is not None and result.ok, result and result.error
-    dirs = set()
+    dirs, stores = set(), set()
     for result in results:
         setup_cell = next(c for c in result.notebook.cells if c.cell_type == "code")
-        line = next(line for line in "".join(o.get("text", "") for o in setup_cell.outputs).splitlines()
-                    if "working_dir" in line)
-        dirs.add(line.split(":", 1)[1].strip())
-    assert len(dirs) == 2 and "work/ML01" in dirs, dirs
+        lines = "".join(o.get("text", "") for o in setup_cell.outputs).splitlines()
+        dirs.add(Path(next(line for line in lines if "working_dir" in line).split(":", 1)[1].strip()))
+        stores.add(next(line for line in lines if "mlflow store" in line).split(":", 1)[1].strip())
+    names = sorted(d.name for d in dirs)
+    assert len(dirs) == 2 and names[0] == "ML01" and re.fullmatch(r"ML01-\d+", names[1]), dirs
+    assert len({d.parent for d in dirs}) == 1 and "notebook-runs" in str(dirs.pop()), "not nbval's work/"
+    assert len(stores) == 1, stores
+    store = stores.pop()
+    assert "notebook-runs" in store and store.endswith("mlflow.db"), f"not the course's store: {store}"
 
 
 @pytest.mark.cluster

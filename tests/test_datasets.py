@@ -1,7 +1,8 @@
 """Tests of the dataset installer (includes/datasets.py) against the real course mirror.
 
-The mirror is ``$COURSE_DATASETS_MIRROR`` when that is a folder, else ``<repo>/../shared/datasets``;
-without either the tests that need data are skipped. Most tests use a sub-manifest of two small
+The mirror is ``$COURSE_DATASETS_MIRROR`` when that is a folder, else ``<repo>/../shared/datasets``,
+else the course's own installed datasets (``make setup`` verified every file against the manifest,
+and they are laid out as a mirror is); without any, the tests that need data fail and say so. Most tests use a sub-manifest of two small
 datasets (airbnb-sf, ml-latest-small: 3.5 MB) so the whole file runs in a few seconds. HTTP
 sources are served by ``http.server`` on 127.0.0.1, never the Internet.
 """
@@ -41,14 +42,24 @@ TIMEOUT = 30  # seconds: upper bound of every wait in these tests
 
 def _find_mirror() -> Path | None:
     candidates = [os.environ.get(datasets.MIRROR_ENV, ""), str(REPO.parent / "shared" / "datasets")]
-    return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+    found = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+    if found is None and all((REPO / "datasets" / name).is_dir() for name in SMALL):
+        found = REPO / "datasets"
+    return found
 
 
 MIRROR = _find_mirror()
-needs_mirror = pytest.mark.skipif(
-    MIRROR is None,
-    reason=f"no dataset mirror: set {datasets.MIRROR_ENV} to a folder, or provide <repo>/../shared/datasets",
-)
+
+
+def needs_mirror(test):
+    """The test reads the mirror's files: without one it fails (never skips) with what to do."""
+    @functools.wraps(test)
+    def with_mirror(*args, **kwargs):
+        if MIRROR is None:
+            pytest.fail(f"no dataset mirror: run `make setup` (it installs datasets/), set "
+                        f"{datasets.MIRROR_ENV} to a folder, or provide <repo>/../shared/datasets")
+        return test(*args, **kwargs)
+    return with_mirror
 
 
 # ------------------------------------------------------------------------------------------
@@ -416,7 +427,9 @@ def test_manifest_covers_every_mirror_file(manifest: datasets.Manifest) -> None:
         (p.relative_to(MIRROR).parts[0], p.relative_to(MIRROR / p.relative_to(MIRROR).parts[0]).as_posix()):
             (p.stat().st_size, sha256_of(p))
         for p in MIRROR.rglob("*")
-        if p.is_file() and p.name != "SOURCE.md"
+        # the datasets' folders (an installed datasets/ also holds the manifest and lock files)
+        if p.is_file() and p.name != "SOURCE.md" and len(p.relative_to(MIRROR).parts) > 1
+        and not p.name.startswith(".")
     }
     declared = {(name, f["path"]): (f["size"], f["sha256"]) for name, e in manifest.items() for f in e["files"]}
     assert declared == on_disk
@@ -435,6 +448,9 @@ def source_md_table(path: Path) -> dict[str, tuple[int, str]]:
 
 @needs_mirror
 def test_manifest_agrees_with_source_md(manifest: datasets.Manifest) -> None:
+    if not (MIRROR / "airbnb-sf" / "SOURCE.md").is_file():
+        pytest.fail(f"{MIRROR} has no SOURCE.md records (installed copies do not): this test needs the "
+                    f"course's dataset mirror, ../shared/datasets or {datasets.MIRROR_ENV}")
     for name, entry in manifest.items():
         documented = source_md_table(MIRROR / name / "SOURCE.md")
         assert documented == {f["path"]: (f["size"], f["sha256"]) for f in entry["files"]}, name

@@ -14,8 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
 ALL = EXECUTED + sorted((ROOT / "labs").glob("*.ipynb"))
 SETUP = re.compile(r"^%run \.\./includes/classroom_setup\.py (?P<id>\S+)(?P<datasets>( \S+)*)$")
-IGNORE_TAGS = {"nbval-ignore-output", "nbval-skip"}
+# every way nbval is told not to compare a cell's output: tags and first-line comments
+IGNORE_TAGS = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
+IGNORE_COMMENTS = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP|RAISES_EXCEPTION)\b", re.M)
 MAX_IGNORED_SHARE = 0.15
+SANITIZE_CFG = ROOT / "tests" / "nbval_sanitize.cfg"
+# Every place a rule of tests/nbval_sanitize.cfg replaces text in the stored outputs: (notebook, cell
+# index, what it replaced, with its digits as 9). A new match means a rule hides more than it
+# was written for.
+SANITIZED = {
+    "pytest_duration": [("notebooks/MLE07_Best_Practices_for_Spark_ML.ipynb", 31, "9.99s")],
+}
 
 
 def code_cells(path):
@@ -62,12 +71,53 @@ def test_outputs_hold_no_machine_paths_or_errors(path):
                 assert marker not in text, f"code cell {index} output shows a machine path ({marker})"
 
 
+def ignored_by_nbval(cell) -> bool:
+    """nbval does not compare this cell's output (a tag, or an NBVAL_ comment in its source)."""
+    return bool(IGNORE_TAGS & set(cell.metadata.get("tags", []))) or bool(IGNORE_COMMENTS.search(cell.source))
+
+
+def test_every_way_to_ignore_a_cell_is_counted():
+    new = nbformat.v4.new_code_cell
+    ways = [new("x = 1", metadata={"tags": [tag]}) for tag in sorted(IGNORE_TAGS)]
+    ways += [new(f"# NBVAL_{kind}\nx = 1") for kind in ("IGNORE_OUTPUT", "SKIP", "RAISES_EXCEPTION")]
+    ways.append(new("import os\n  #  NBVAL_SKIP"))
+    assert all(ignored_by_nbval(cell) for cell in ways)
+    kept = [new("x = 1"), new("# NBVAL_CHECK_OUTPUT\nx = 1"), new("x = 1", metadata={"tags": ["check"]})]
+    assert not any(ignored_by_nbval(cell) for cell in kept)
+
+
 def test_ignored_cells_stay_rare():
     cells = [c for path in EXECUTED for c in code_cells(path)]
-    ignored = [c for c in cells if IGNORE_TAGS & set(c.metadata.get("tags", []))]
+    ignored = [c for c in cells if ignored_by_nbval(c)]
     assert cells
     share = len(ignored) / len(cells)
     assert share <= MAX_IGNORED_SHARE, f"{len(ignored)}/{len(cells)} code cells ignored by nbval ({share:.0%})"
+
+
+def sanitizer_rules() -> dict[str, re.Pattern]:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(SANITIZE_CFG, encoding="utf-8")
+    return {name: re.compile(config[name]["regex"]) for name in config.sections()}
+
+
+def output_texts(output) -> list[str]:
+    texts = [output.get("text", ""), output.get("evalue", ""), "\n".join(output.get("traceback", []))]
+    texts += [value for kind, value in output.get("data", {}).items() if kind.startswith("text/")]
+    return [text if isinstance(text, str) else "".join(text) for text in texts if text]
+
+
+def test_each_sanitizer_rule_replaces_only_what_varies():
+    found = {name: [] for name in sanitizer_rules()}
+    for path in EXECUTED:
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for output in cell.get("outputs", []):
+                for text in output_texts(output):
+                    for name, rule in sanitizer_rules().items():
+                        found[name] += [(f"{path.parent.name}/{path.name}", index, re.sub(r"\d", "9", m.group(0)))
+                                        for m in rule.finditer(text)]
+    assert found == SANITIZED, "what tests/nbval_sanitize.cfg replaces in the stored outputs changed"
 
 
 @pytest.mark.parametrize("path", EXECUTED, ids=ids(EXECUTED))

@@ -131,16 +131,17 @@ def test_one_answer_whatever_family_is_forced_from_outside():
 
 
 @pytest.mark.skipif(not AVX2_X86, reason="bit-for-bit reproduction is claimed for x86-64 CPUs with AVX2 only")
-def test_a_course_kernel_and_its_spark_python_workers_are_pinned(tmp_path):
+def test_a_course_kernel_on_a_bigger_machine_computes_like_the_reference_machine(tmp_path):
     """A kernel started with another family forced in its environment (as a learner's own Jupyter
-    might), then the set-up cell: the kernel and a Spark Python worker both run Haswell kernels and
-    compute the reference answer."""
+    might) and a local master with 4 cores, then the set-up cell: the kernel and Spark's Python
+    workers run Haswell kernels and compute the reference answer, and Spark cuts data into as many
+    partitions as on the 2-core reference machine (so randomSplit and sums see the same rows)."""
     from jupyter_client.manager import start_new_kernel
 
     env = outside_environment(OPENBLAS_CORETYPE=FAMILIES[-1], OMP_NUM_THREADS="5",
                               COURSE_WORK_ROOT=str(tmp_path / "work"),
                               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    env.pop("COURSE_SPARK_MASTER", None)
+    env["COURSE_SPARK_MASTER"] = "local[4]"
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(COURSE_ROOT / "notebooks"))
     try:
         outputs = []
@@ -155,9 +156,15 @@ def test_a_course_kernel_and_its_spark_python_workers_are_pinned(tmp_path):
             kernel_report = probe_report()
             worker_reports = sc.parallelize([0, 1], 2).map(lambda _: probe_report()).collect()
             print("REPORT" + json.dumps([kernel_report] + worker_reports))
+            import pandas as pd
+            print("PARTITIONS", sc.defaultParallelism, sc.parallelize(range(100)).getNumPartitions(),
+                  spark.createDataFrame(pd.DataFrame({"x": range(100)})).rdd.getNumPartitions(),
+                  spark.range(100).rdd.getNumPartitions())
         """))
         text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
         assert "may differ from the stored outputs" not in text, text
+        assert "master local[4]" in text, text
+        assert "PARTITIONS 2 2 2 2" in text, text
         reports = json.loads(text.split("REPORT", 1)[1].splitlines()[0])
         assert len(reports) == 3
         kernel, *workers = reports

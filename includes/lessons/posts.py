@@ -322,6 +322,10 @@ class PostsServer:
     def address(self) -> tuple[str, int]:
         return HOST, self.port
 
+    def bound_address(self) -> tuple[str, int]:
+        """The address the listening socket is bound to, as the operating system reports it."""
+        return tuple(self._socket.getsockname()[:2])
+
     def serve_forever(self) -> None:
         """Accept clients until :meth:`stop` is called."""
         try:

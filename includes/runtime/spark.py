@@ -30,6 +30,12 @@ from urllib.parse import urlparse
 REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
 DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 DEFAULT_SHUFFLE_PARTITIONS = 8
+# Locally, Spark's default parallelism is the core count: it decides how many partitions
+# `parallelize`, `createDataFrame` from pandas and file reads make, and with them the per-partition
+# random streams of randomSplit and sample, and the order of every sum. Fixed at the reference
+# machine's 2, a laptop with 8 cores (local[*] = local[8]) prints the stored numbers too; its tasks
+# still run on all cores.
+LOCAL_DEFAULT_PARALLELISM = 2
 JARS_FILE = Path(sys.prefix) / "course-delta-jars.txt"
 
 
@@ -85,6 +91,7 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
     driver_java_options = REPRODUCIBLE_JAVA_OPTIONS
     if local:
+        options["spark.default.parallelism"] = str(LOCAL_DEFAULT_PARALLELISM)
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
         # The throughput GC suits short-lived course JVMs. The JIT stays at its default: limiting it
         # to C1 (-XX:TieredStopAtLevel=1) saved ~4 s of warm-up but made long JVM computations 2x

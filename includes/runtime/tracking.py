@@ -8,17 +8,21 @@ depend on how often it ran before. Deleted runs stay in the store (``mlflow gc``
 from __future__ import annotations
 
 
-from includes.paths import course_store_uri, mlflow_store_dir, mlflow_tracking_uri
+from pathlib import Path
+
+from includes.paths import mlflow_tracking_uri
 
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def _artifact_location(name: str) -> str | None:
-    """Artifacts of the course's own SQLite store live next to it, in mlflow/artifacts/."""
-    if mlflow_tracking_uri() != course_store_uri():
+    """Artifacts of a SQLite store (the course's own: mlflow/mlflow.db) live next to it, in
+    artifacts/ (MLflow's default, ./mlruns, would land in the notebook's folder)."""
+    uri = mlflow_tracking_uri()
+    if not uri.startswith("sqlite:///"):
         return None  # a tracking server decides where artifacts go
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    return (mlflow_store_dir() / "artifacts" / safe).resolve().as_uri()
+    return (Path(uri[len("sqlite:///"):]).parent / "artifacts" / safe).resolve().as_uri()
 
 
 def fresh_experiment(name: str):
