@@ -140,9 +140,9 @@ def lab_server(tmp_path) -> Iterator[tuple[str, str]]:
 
 def solution_cell(index: int) -> str:
     """The code of the solution's cell ``index`` as a learner would write it (no markers, no LAB lines)."""
-    source = nbformat.read(ROOT / "solutions" / f"{LAB}.ipynb", as_version=4).cells[index].source
-    return "\n".join(line for line in source.splitlines()
-                     if line.strip() not in ("# BEGIN SOLUTION", "# END SOLUTION") and not line.strip().startswith("# LAB:"))
+    from includes.tools.site import solution_as_written
+
+    return solution_as_written(nbformat.read(ROOT / "solutions" / f"{LAB}.ipynb", as_version=4).cells[index].source)
 
 
 class Notebook:

@@ -8,7 +8,9 @@ staging source folder (``build/site-src/``):
   :mod:`includes.tools.agenda`) and its Datasets section with the datasets' attributions;
 - ``_toc.yml``: a part per day of the agenda (days 1-4, the streaming track "+", the electives),
   each lesson, each lab with its solution right under it;
-- copies of the agenda's notebooks from ``notebooks/``, ``labs/`` and ``solutions/``.
+- copies of the agenda's notebooks from ``notebooks/``, ``labs/`` and ``solutions/`` (a solution's
+  code as a learner writes it: without the ``# BEGIN SOLUTION``/``# END SOLUTION``/``# LAB:`` lines
+  that generate its lab).
 
 The HTML goes to ``build/site/`` (plain files: open ``build/site/index.html``, or copy the folder
 to any static web host; ``.nojekyll`` keeps GitHub Pages from hiding ``_static/``). Sphinx runs
@@ -28,8 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
+
 from includes.fsutil import build_into_place, exclusive_lock
 from includes.paths import COURSE_ROOT
+from includes.tools import labs
 from includes.tools.agenda import AGENDA, END, START, Entry, readme_table
 
 CONFIG_DIR = COURSE_ROOT / "site"
@@ -108,6 +113,12 @@ def home_page(readme: str, pages: set[str]) -> str:
     return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", lambda m: _site_link(m, pages), text)
 
 
+def solution_as_written(source: str) -> str:
+    """A solution cell's code without the lines that only serve to generate its lab."""
+    return "\n".join(line for line in source.split("\n")
+                     if not (labs.BEGIN.match(line) or labs.END.match(line) or labs.LAB_LINE.match(line)))
+
+
 def stage(source: Path, root: Path = COURSE_ROOT) -> int:
     """Write the book's source folder; return the number of notebooks in it."""
     if source.exists():
@@ -122,7 +133,14 @@ def stage(source: Path, root: Path = COURSE_ROOT) -> int:
             if not notebook.exists():
                 raise FileNotFoundError(f"{notebook.relative_to(root)} is on the agenda but does not exist")
             (source / folder).mkdir(exist_ok=True)
-            shutil.copy2(notebook, source / folder / notebook.name)
+            if folder == "solutions":
+                book = nbformat.read(notebook, as_version=4)
+                for cell in book.cells:
+                    if cell.cell_type == "code":
+                        cell.source = solution_as_written(cell.source)
+                nbformat.write(book, source / folder / notebook.name)
+            else:
+                shutil.copy2(notebook, source / folder / notebook.name)
             pages.add(f"{folder}/{entry.stem}")
     (source / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
     (source / "index.md").write_text(home_page((root / "README.md").read_text(encoding="utf-8"), pages), encoding="utf-8")
