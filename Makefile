@@ -5,7 +5,7 @@ VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
 NOTEBOOK_DIRS := notebooks solutions
 
-.PHONY: setup datasets course test lab outputs labs progress cluster site clean help
+.PHONY: setup datasets course test lab outputs labs export progress cluster site clean help
 
 help:
 	@echo "make course   set up, then run every lesson and solution notebook (table of results)"
@@ -15,6 +15,7 @@ help:
 	@echo "make datasets install or verify the datasets"
 	@echo "make outputs  re-execute notebooks to refresh stored outputs (NOTEBOOKS=... for some)"
 	@echo "make labs     regenerate labs/ from solutions/"
+	@echo "make export   regenerate includes/lessons/ modules from the lesson cells marked #@save"
 	@echo "make progress run the labs (LABS=folder for collected ones) and print each lab's checks passed/failed"
 	@echo "make cluster  start a local standalone Spark master + worker (Ctrl-C stops)"
 	@echo "make site     the course as a static website from the stored outputs, in build/site"
@@ -44,6 +45,9 @@ progress: setup
 
 labs:
 	$(VENV_PY) -m includes.tools.labs generate
+
+export:
+	$(VENV_PY) -m includes.tools.export generate
 
 cluster: setup
 	$(VENV_PY) -m includes.tools.cluster
