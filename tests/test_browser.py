@@ -60,6 +60,13 @@ def chromium() -> Iterator:
             browser.close()
 
 
+def test_without_chromium_the_browser_tests_fail_naming_the_command_that_installs_it(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(pytest.fail.Exception, match=re.escape(INSTALL_CHROMIUM)):
+        with chromium():
+            pass
+
+
 def new_page(browser):
     """A page in a fresh browser profile (no cookies, no local storage), 1280x900."""
     return browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
