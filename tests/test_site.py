@@ -8,6 +8,7 @@ site-search.png.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from includes.tools import site
 from includes.tools.agenda import AGENDA
-from tests.test_browser import chromium, new_page, screenshot
+from tests.test_browser import chromium, free_port, new_page, screenshot, server
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON_WITH_PLOTS = "ML07_Decision_Trees"
@@ -31,7 +32,9 @@ PARTS = ["Day 1", "Day 2", "Day 3", "Day 4", 'Streaming track ("+")', "Electives
 def built(tmp_path_factory) -> tuple[Path, str]:
     """The site as `make site` builds it (the same module and command), in a temporary folder."""
     out = tmp_path_factory.mktemp("site") / "site"
-    result = subprocess.run([sys.executable, "-m", "includes.tools.site", "--out", str(out)], cwd=ROOT,
+    # nothing is executed: no Java and no datasets are needed
+    env = dict(os.environ, JAVA_HOME="/nonexistent", COURSE_DATASETS_DIR=str(tmp_path_factory.mktemp("no-datasets")))
+    result = subprocess.run([sys.executable, "-m", "includes.tools.site", "--out", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return out, result.stdout + result.stderr
@@ -87,6 +90,8 @@ def test_make_site_builds_every_notebook_without_warnings(built):
                 assert "BEGIN SOLUTION" not in page and "# LAB:" not in page
     assert (out / ".nojekyll").is_file() and (out / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert not out.with_name("site-src").exists()  # the staged source is removed
+    # the outputs are the stored ones (built without Java or datasets: nothing ran)
+    assert "training rows: 5780, test rows: 1366" in (out / "notebooks" / "ML03_Linear_Regression_I.html").read_text()
 
 
 def test_the_site_in_a_browser_needs_no_other_host(built):
@@ -128,6 +133,7 @@ def test_the_site_in_a_browser_needs_no_other_host(built):
         page.goto((out / "labs" / f"{LAB}.html").as_uri())
         page.wait_for_load_state("networkidle")
         assert "<FILL_IN>" in page.inner_text("main")
+        page.wait_for_selector("main mjx-container")  # its formula, typeset by the site's own MathJax
         screenshot(page, "site-lab.png")
         page.locator(".bd-sidebar").get_by_role("link", name="ML03L solution").click()
         page.wait_for_load_state("networkidle")
@@ -151,5 +157,27 @@ def test_the_site_in_a_browser_needs_no_other_host(built):
         screenshot(page, "site-search.png")
 
     assert requests, "no request was seen at all"
+    assert any(url.endswith("/_static/mathjax/tex-chtml.js") for url in requests)
     outside = [url for url in requests if not url.startswith(("file://", "data:", "blob:"))]
+    assert not outside, f"the site asked other hosts: {outside[:10]}"
+
+
+def test_the_site_served_over_http_asks_only_its_server(built):
+    """The README's `python -m http.server -d build/site`: the pages and search work from a web server too."""
+    out, _ = built
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    requests: list[str] = []
+    with server([sys.executable, "-m", "http.server", "-d", str(out), "--bind", "127.0.0.1", str(port)], f"{base}/",
+                dict(os.environ), seconds=30), chromium() as browser:
+        page = new_page(browser)
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"{base}/search.html?q={SEARCH_WORD}")
+        page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+        assert page.locator("#search-results ul.search li > a").all_inner_texts() == ["MLE01 K-Means"]
+        page.locator("#search-results ul.search li > a").first.click()
+        page.wait_for_load_state("networkidle")
+        assert page.url.startswith(f"{base}/notebooks/MLE01_K_Means.html")
+        assert page.locator("main .cell_output img").count() >= 1
+    outside = [url for url in requests if not url.startswith((f"{base}/", "data:", "blob:"))]
     assert not outside, f"the site asked other hosts: {outside[:10]}"
