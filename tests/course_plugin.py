@@ -134,13 +134,29 @@ def load_catalogue(solution: Path) -> list[Mistake]:
         return [Mistake(**entry) for entry in tomllib.load(handle).get("mistake", [])]
 
 
+def with_mistake(source: str, mistake: Mistake) -> str | None:
+    """``source`` with the mistake made in its answers (the solution regions; the TODO comment may
+    quote the same text), or None unless the text occurs exactly once there."""
+    from includes.tools.labs import solution_regions
+
+    lines = source.split("\n")
+    blocks = [(r.first + 1, r.last) for r in solution_regions(source)]
+    hits = [(a, b) for a, b in blocks if mistake.replace in "\n".join(lines[a:b])]
+    if len(hits) != 1 or sum("\n".join(lines[a:b]).count(mistake.replace) for a, b in blocks) != 1:
+        return None
+    (a, b), = hits
+    block = "\n".join(lines[a:b]).replace(mistake.replace, mistake.by)
+    return "\n".join(lines[:a] + [block] + lines[b:])
+
+
 def mistake_probe(kernel, mistake: Mistake, source: str, check_source: str, index: int, check_index: int) -> list[str]:
     """Run TODO cell ``index`` with the mistake made, then its check cell: the first failing check
     must say ``mistake.expect``."""
     name = f"mistake {mistake.what!r} (cell {index})"
-    if source.count(mistake.replace) != 1:
-        return [f"{name}: its text occurs {source.count(mistake.replace)} times in the cell, not once"]
-    reply = run_in_kernel(kernel, source.replace(mistake.replace, mistake.by))
+    mistaken = with_mistake(source, mistake)
+    if mistaken is None:
+        return [f"{name}: its text does not occur exactly once in the cell's answers"]
+    reply = run_in_kernel(kernel, mistaken)
     if mistake.raises:
         if reply.get("ename") != mistake.raises:
             return [f"{name}: the cell ended with {reply.get('status')} {reply.get('ename', '')}, "

@@ -226,3 +226,47 @@ def test_progress_of_a_folder_exits_0_only_when_all_pass(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Done" in out and "PASS" in out and "1 labs: 1 checks passed, 0 failed, 0 TODOs left" in out
     assert progress.main([str(tmp_path / "empty")]) == 1
+
+
+# --- the mistake catalogues (solutions/<stem>.mistakes.toml, run by tests/course_plugin.py) ------
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_each_catalogued_mistake_edits_one_answer_of_a_todo_cell(solution):
+    """What the in-kernel mistake probe relies on: the mistake names a TODO cell by id, its text
+    occurs once in that cell, inside a solution region, and changes it."""
+    from tests.course_plugin import load_catalogue, with_mistake
+
+    nb = nbformat.read(solution, as_version=4)
+    todos = {nb.cells[i].get("id"): nb.cells[i] for i in analyse(nb, solution.name).todo_cells}
+    for mistake in load_catalogue(solution):
+        assert mistake.cell in todos, f"{mistake.what}: {mistake.cell} is not a TODO cell"
+        mistaken = with_mistake(todos[mistake.cell].source, mistake)
+        assert mistaken is not None, f"{mistake.what}: not exactly once in the cell's answers"
+        assert mistaken != todos[mistake.cell].source, mistake.what
+        assert mistake.expect or mistake.raises, f"{mistake.what}: says neither expect nor raises"
+
+
+def test_a_mistake_is_made_in_the_answer_not_in_the_todo_comment():
+    from tests.course_plugin import Mistake, with_mistake
+
+    source = "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = f(1)\n# END SOLUTION\nprint(x)"
+    made = with_mistake(source, Mistake(cell="c", what="w", replace="x = f(1)", by="x = f(2)", expect="e"))
+    assert made == "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = f(2)\n# END SOLUTION\nprint(x)"
+    assert with_mistake(source, Mistake(cell="c", what="w", replace="print(x)", by="", expect="e")) is None
+
+
+def test_catalogue_coverage():
+    """Every TODO cell of a catalogued lab has mistakes, at least two unless the catalogue's
+    header explains why not (a mistaken run too slow for the suite, or leaving state behind)."""
+    from tests.course_plugin import catalogue_path, load_catalogue
+
+    for solution in SOLUTIONS:
+        if not catalogue_path(solution).exists():
+            continue
+        nb = nbformat.read(solution, as_version=4)
+        header = catalogue_path(solution).read_text().split("[[mistake]]")[0]
+        counts = {nb.cells[i].get("id"): 0 for i in analyse(nb, solution.name).todo_cells}
+        for mistake in load_catalogue(solution):
+            counts[mistake.cell] += 1
+        for cell, count in counts.items():
+            assert count >= 2 or cell in header, f"{solution.name}: TODO cell {cell} has {count} mistakes"
