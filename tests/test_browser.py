@@ -6,8 +6,9 @@ On a machine without it these tests fail, naming the command that installs it: t
 - JupyterLab (started as `make lab` starts it, on 127.0.0.1) opens a copy of lab ML03L; its
   first TODO run unchanged shows the TodoNotDone message, a wrong answer makes the check cell
   show its FAIL message, the solution's answer makes it show PASS; the check cell cannot be
-  edited or deleted; JupyterLab's news prompt is never on screen. Screenshots of the three
-  states: build/screenshots/lab-todo.png, lab-wrong.png, lab-right.png.
+  edited or deleted; JupyterLab's news prompt is never on screen (and, as a control, is on
+  screen without the course's settings overrides). Screenshots of the three states:
+  build/screenshots/lab-todo.png, lab-wrong.png, lab-right.png.
 - The MLflow UI (`mlflow ui`, on 127.0.0.1) opens a lesson's experiment, made the lessons' way
   (includes/runtime/tracking.py) in a temporary store, on its training runs: the runs' names are
   listed, not MLflow 3's GenAI view. Screenshot: build/screenshots/mlflow-experiment.png.
@@ -29,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import IO
 from pathlib import Path
 
 import nbformat
@@ -86,35 +88,47 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(command: list[str], url: str, env: dict[str, str], seconds: float = 120) -> Iterator[None]:
-    """Run ``command`` in its own process group until ``url`` answers; kill the group afterwards."""
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def servers(*specs: tuple[list[str], str, dict[str, str]], seconds: float = 120) -> Iterator[None]:
+    """Start each ``(command, url, env)`` in its own process group, all at once, and wait until every
+    ``url`` answers; afterwards (also when the test fails) kill the groups."""
+    started: list[tuple[subprocess.Popen, IO[str]]] = []
     try:
+        for command, _, env in specs:
+            log = tempfile.TemporaryFile(mode="w+")
+            started.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True), log))
         deadline = time.monotonic() + seconds
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"{command[:4]} exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{url} did not answer within {seconds:.0f} s")
-                time.sleep(0.3)
+        for (proc, log), (command, url, _) in zip(started, specs):
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"{command[:4]} exited with {proc.returncode}:\n{log.read()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url, timeout=5):
+                        break
+                except urllib.error.HTTPError:
+                    break  # it answers
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{url} did not answer within {seconds:.0f} s")
+                    time.sleep(0.3)
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        for proc, log in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc, log in started:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+
+
+def server(command: list[str], url: str, env: dict[str, str], seconds: float = 120):
+    """One server: see :func:`servers`."""
+    return servers((command, url, env), seconds=seconds)
 
 
 # --- JupyterLab ------------------------------------------------------------------------------------
@@ -123,24 +137,39 @@ TOKEN = "course-browser-test"
 
 
 @pytest.fixture
-def lab_server(tmp_path) -> Iterator[tuple[str, str]]:
-    """`make lab`'s server on 127.0.0.1 with a copy of lab ML03L; yields (base URL, notebook path).
+def lab_server(tmp_path) -> Iterator[tuple[str, str, str]]:
+    """`make lab`'s server on 127.0.0.1 with a copy of lab ML03L; yields (its base URL, the
+    notebook's path, the base URL of the control server).
 
     The copy sits in a fresh folder in the course root (its set-up cell runs
     ``../includes/classroom_setup.py``), so labs/ is never touched; the folder goes afterwards.
+    The control is JupyterLab with `make lab`'s server options but without the course's settings
+    overrides (an empty settings folder): it must show the news prompt, or the check that `make
+    lab` does not show it proves nothing. Both servers start at the same time.
     """
-    port = free_port()
+    from includes.tools.lab import NO_NEWS
+
+    port, control_port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="browser-test-", dir=ROOT))
     try:
         shutil.copy(ROOT / "labs" / f"{LAB}.ipynb", folder)
-        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-                   JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "user-settings"),
-                   JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
-        command = [sys.executable, "-m", "includes.tools.lab", "--no-browser", f"--port={port}",
-                   "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}"]
-        base = f"http://127.0.0.1:{port}"
-        with server(command, f"{base}/api/status?token={TOKEN}", env):
-            yield base, f"{folder.name}/{LAB}.ipynb"
+        specs = []
+        for name in ("lab", "control"):
+            env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / name / "runtime"),
+                       JUPYTER_CONFIG_DIR=str(tmp_path / name / "config"),
+                       JUPYTERLAB_SETTINGS_DIR=str(tmp_path / name / "user-settings"),
+                       JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / name / "workspaces"))
+            common = ["--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+                      f"--IdentityProvider.token={TOKEN}"]
+            if name == "lab":
+                command = [sys.executable, "-m", "includes.tools.lab", f"--port={port}", *common]
+            else:
+                command = [sys.executable, "-m", "jupyter", "lab", f"--port={control_port}", "--allow-root", *common,
+                           f"--LabApp.app_settings_dir={tmp_path / 'no-overrides'}", *NO_NEWS]
+            specs.append((command, f"http://127.0.0.1:{port if name == 'lab' else control_port}/api/status?token={TOKEN}",
+                          env))
+        with servers(*specs):
+            yield f"http://127.0.0.1:{port}", f"{folder.name}/{LAB}.ipynb", f"http://127.0.0.1:{control_port}"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -177,17 +206,24 @@ class Notebook:
             "i => document.querySelector(`.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell[data-windowed-list-index='${i}']`)"
             "?.classList.contains('jp-mod-active')", arg=index)
 
-    def run(self, index: int, expect: str, seconds: float = 180) -> str:
-        """Run cell ``index`` (Shift+Enter) and wait until it has finished with ``expect`` in its output."""
+    def start(self, index: int) -> None:
+        """Run cell ``index`` (select it, Shift+Enter), without waiting."""
         self.select(index)
         self.page.keyboard.press("Shift+Enter")
-        prompt = self.cell(index).locator(".jp-InputPrompt")
+
+    def wait(self, index: int, expect: str, seconds: float = 180) -> str:
+        """Wait until cell ``index`` has run (a number in its prompt) with ``expect`` in its output; return the output."""
         self.page.wait_for_function(
             "([i, text]) => { const c = document.querySelector(`.jp-NotebookPanel:not(.lm-mod-hidden) "
             ".jp-Cell[data-windowed-list-index='${i}']`); return c && /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').innerText)"
             " && c.querySelector('.jp-OutputArea').innerText.includes(text); }", arg=[index, expect], timeout=seconds * 1000)
-        assert re.search(r"\[\d+\]", prompt.inner_text())
+        assert re.search(r"\[\d+\]", self.cell(index).locator(".jp-InputPrompt").inner_text())
         return self.output(index)
+
+    def run(self, index: int, expect: str, seconds: float = 180) -> str:
+        """Run cell ``index`` and wait until it has finished with ``expect`` in its output."""
+        self.start(index)
+        return self.wait(index, expect, seconds)
 
     def type_into(self, index: int, text: str) -> None:
         """Replace the cell's code with ``text`` (as pasted) and wait until the editor holds it."""
@@ -217,7 +253,7 @@ def assert_no_course_internals(output: str) -> None:
 
 
 def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server):
-    base, notebook_path = lab_server
+    base, notebook_path, control = lab_server
     lab = nbformat.read(ROOT / "labs" / f"{LAB}.ipynb", as_version=4)
     todo, check = 5, 6
     assert "<FILL_IN>" in lab.cells[todo].source and "check" in lab.cells[check].metadata.get("tags", [])
@@ -232,7 +268,12 @@ def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server
         notebook.cell(check).wait_for(timeout=60_000)
         page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']",
                                timeout=60_000)
-        notebook.run(1, "Classroom ready for ML03L")
+        notebook.start(1)  # Spark starts: meanwhile, the control shows the news prompt
+        control_page = new_page(browser)
+        control_page.goto(f"{control}/lab?token={TOKEN}")
+        control_page.get_by_text(NEWS_PROMPT).wait_for(timeout=60_000)
+        control_page.close()
+        notebook.wait(1, "Classroom ready for ML03L")
         notebook.run(3, "training rows")
 
         # 1. the TODO as it is: the TodoNotDone message, nothing else
