@@ -149,3 +149,15 @@ def test_in_a_kernel_the_learner_sees_messages_not_course_tracebacks():
     assert _re.search(r'<span class="[^"]*ansi-green[^"]*">PASS</span>', html)
     assert _re.search(r'<span class="[^"]*ansi-red[^"]*">FAIL</span>', html)
     assert "__course_fill_in__" not in html
+
+
+def test_the_course_site_colours_pass_and_fail_too():
+    """The static site (make site: Jupyter Book, myst-nb) renders stored stream outputs with
+    myst-nb's ANSI lexer: PASS comes out green, FAIL red."""
+    from myst_nb.core.lexers import AnsiColorLexer
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+
+    html = highlight(f"{_checks.PASS_MARK}: x\n{_checks.FAIL_MARK}: y\n", AnsiColorLexer(), HtmlFormatter())
+    assert _re.search(r'<span class="[^"]*Green[^"]*">PASS</span>', html)
+    assert _re.search(r'<span class="[^"]*Red[^"]*">FAIL</span>', html)
