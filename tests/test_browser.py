@@ -360,7 +360,9 @@ def test_mlflow_ui_opens_a_lessons_experiment_on_its_training_runs(tmp_path):
     logger = subprocess.Popen([sys.executable, "-c", LOG_RUNS], cwd=ROOT, env=dict(os.environ, MLFLOW_TRACKING_URI=base),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        with server(command, f"{base}/health", dict(os.environ)), chromium() as browser:
+        # no job-execution workers (the UI does not need them): fewer processes on a 2-core machine
+        with server(command, f"{base}/health", dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")), \
+                chromium() as browser:
             out, err = logger.communicate(timeout=300)
             assert logger.returncode == 0, err[-3000:]
             experiment_id = out.split()[-1]
