@@ -140,13 +140,14 @@ def with_mistake(source: str, mistake: Mistake) -> str | None:
     from includes.tools.labs import solution_regions
 
     lines = source.split("\n")
-    blocks = [(r.first + 1, r.last) for r in solution_regions(source)]
-    hits = [(a, b) for a, b in blocks if mistake.replace in "\n".join(lines[a:b])]
-    if len(hits) != 1 or sum("\n".join(lines[a:b]).count(mistake.replace) for a, b in blocks) != 1:
+    regions = solution_regions(source)
+    answers = ["\n".join(region.answer) for region in regions]
+    if sum(answer.count(mistake.replace) for answer in answers) != 1:
         return None
-    (a, b), = hits
-    block = "\n".join(lines[a:b]).replace(mistake.replace, mistake.by)
-    return "\n".join(lines[:a] + [block] + lines[b:])
+    (region, answer), = [(r, a) for r, a in zip(regions, answers) if mistake.replace in a]
+    stubs = [line for line in lines[region.first + 1:region.last] if line not in region.answer]  # the # LAB: lines
+    block = [lines[region.first], *stubs, answer.replace(mistake.replace, mistake.by), lines[region.last]]
+    return "\n".join(lines[:region.first] + block + lines[region.last + 1:])
 
 
 def mistake_probe(kernel, mistake: Mistake, source: str, check_source: str, index: int, check_index: int) -> list[str]:

@@ -249,9 +249,9 @@ def test_each_catalogued_mistake_edits_one_answer_of_a_todo_cell(solution):
 def test_a_mistake_is_made_in_the_answer_not_in_the_todo_comment():
     from tests.course_plugin import Mistake, with_mistake
 
-    source = "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = f(1)\n# END SOLUTION\nprint(x)"
+    source = "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = f(1) + <FILL_IN>\nx = f(1)\n# END SOLUTION\nprint(x)"
     made = with_mistake(source, Mistake(cell="c", what="w", replace="x = f(1)", by="x = f(2)", expect="e"))
-    assert made == "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = f(2)\n# END SOLUTION\nprint(x)"
+    assert made == "# TODO: x = f(1)\n# BEGIN SOLUTION\n# LAB: x = f(1) + <FILL_IN>\nx = f(2)\n# END SOLUTION\nprint(x)"
     assert with_mistake(source, Mistake(cell="c", what="w", replace="print(x)", by="", expect="e")) is None
 
 
