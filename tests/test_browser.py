@@ -16,6 +16,7 @@ On a machine without it these tests fail, naming the command that installs it: t
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -181,6 +182,15 @@ def solution_cell(index: int) -> str:
     return solution_as_written(nbformat.read(ROOT / "solutions" / f"{LAB}.ipynb", as_version=4).cells[index].source)
 
 
+def check_call(source: str) -> tuple[str, object, float, str]:
+    """The description, expected value, tolerance and hint of a check cell's one ``check_equal`` call."""
+    (statement,) = ast.parse(source).body
+    call = statement.value
+    assert isinstance(call, ast.Call) and call.func.id == "check_equal", source
+    keywords = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+    return ast.literal_eval(call.args[0]), ast.literal_eval(call.args[2]), keywords["tol"], keywords["hint"]
+
+
 class Notebook:
     """A JupyterLab notebook on a Playwright page, driven with the mouse and keyboard as a learner would."""
 
@@ -245,9 +255,8 @@ def assert_no_news_prompt(page) -> None:
 
 
 def assert_no_course_internals(output: str) -> None:
-    # issue 26: a TODO and a failed check are a short message, not a traceback into the course's code.
-    # This depends on includes/runtime/checks.py rendering TodoNotDone and LabCheckError itself
-    # (`_render_traceback_`), which another change brings; until it has landed these assertions fail.
+    # issue 26: a TODO and a failed check are a short message, not a traceback into the course's code
+    # (includes/runtime/checks.py: TodoNotDone and LabCheckError render themselves, `_render_traceback_`)
     assert "checks.py" not in output, f"a frame of includes/runtime/checks.py is shown:\n{output}"
     assert "__course_fill_in__" not in output, f"the <FILL_IN> rewrite is shown:\n{output}"
 
@@ -257,6 +266,7 @@ def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server
     lab = nbformat.read(ROOT / "labs" / f"{LAB}.ipynb", as_version=4)
     todo, check = 5, 6
     assert "<FILL_IN>" in lab.cells[todo].source and "check" in lab.cells[check].metadata.get("tags", [])
+    description, expected, tol, hint = check_call(lab.cells[check].source)
     right = solution_cell(todo)
     wrong = right.replace("train_df.agg(", "test_df.agg(")  # the mean of the test set: a classic slip
     assert wrong != right
@@ -287,8 +297,8 @@ def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server
         notebook.type_into(todo, wrong)
         notebook.run(todo, "baseline RMSE")
         output = notebook.run(check, "FAIL:")
-        assert "FAIL: baseline_rmse is the RMSE of predicting the mean training price" in output
-        assert "expected 240.71" in output and "Hint: the mean comes from train_df" in output
+        assert f"FAIL: {description}\n  expected {expected!r} (within {tol}), got 240.63" in output
+        assert f"Hint: {hint}" in output
         assert "PASS" not in output
         assert_no_course_internals(output)
         screenshot(page, "lab-wrong.png")
@@ -297,7 +307,7 @@ def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server
         notebook.type_into(todo, right)
         notebook.run(todo, "baseline RMSE: $240.71")
         output = notebook.run(check, "PASS")
-        assert "PASS: baseline_rmse is the RMSE of predicting the mean training price" in output
+        assert f"PASS: {description}" in output
         assert "FAIL" not in output
         screenshot(page, "lab-right.png")
 
