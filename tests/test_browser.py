@@ -72,7 +72,9 @@ def test_without_chromium_the_browser_tests_fail_naming_the_command_that_install
 
 def new_page(browser):
     """A page in a fresh browser profile (no cookies, no local storage), 1280x900."""
-    return browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(60_000)  # the suite's other worker may be running Spark meanwhile
+    return page
 
 
 def screenshot(page, name: str) -> Path:
@@ -89,7 +91,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def servers(*specs: tuple[list[str], str, dict[str, str]], seconds: float = 120) -> Iterator[None]:
+def servers(*specs: tuple[list[str], str, dict[str, str]], seconds: float = 240) -> Iterator[None]:
     """Start each ``(command, url, env)`` in its own process group, all at once, and wait until every
     ``url`` answers; afterwards (also when the test fails) kill the groups."""
     started: list[tuple[subprocess.Popen, IO[str]]] = []
@@ -127,7 +129,7 @@ def servers(*specs: tuple[list[str], str, dict[str, str]], seconds: float = 120)
             log.close()
 
 
-def server(command: list[str], url: str, env: dict[str, str], seconds: float = 120):
+def server(command: list[str], url: str, env: dict[str, str], seconds: float = 240):
     """One server: see :func:`servers`."""
     return servers((command, url, env), seconds=seconds)
 
@@ -275,13 +277,13 @@ def test_learner_runs_a_todo_a_wrong_and_a_right_answer_in_jupyterlab(lab_server
         page = new_page(browser)
         page.goto(f"{base}/lab/tree/{notebook_path}?token={TOKEN}")
         notebook = Notebook(page)
-        notebook.cell(check).wait_for(timeout=60_000)
+        notebook.cell(check).wait_for(timeout=120_000)
         page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)
+                               timeout=120_000)
         notebook.start(1)  # Spark starts: meanwhile, the control shows the news prompt
         control_page = new_page(browser)
         control_page.goto(f"{control}/lab?token={TOKEN}")
-        control_page.get_by_text(NEWS_PROMPT).wait_for(timeout=60_000)
+        control_page.get_by_text(NEWS_PROMPT).wait_for(timeout=120_000)
         control_page.close()
         notebook.wait(1, "Classroom ready for ML03L")
         notebook.run(3, "training rows")
@@ -338,7 +340,7 @@ LOG_RUNS = f"""
 import os, time, urllib.request
 import mlflow
 from includes.runtime.tracking import fresh_experiment
-deadline = time.monotonic() + 180
+deadline = time.monotonic() + 300
 while True:
     try:
         urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"] + "/health", timeout=5)
