@@ -40,8 +40,8 @@ def fresh_experiment(name: str):
     elif experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     experiment = mlflow.set_experiment(name)
-    # MLflow 3's UI opens an experiment without this tag on its GenAI view (traces, prompts);
-    # tagged as model development it opens on the training runs the lesson logged.
+    # the kind MLflow records for model-development experiments (MLflow 3.17's UI still opens every
+    # experiment on its GenAI view; "Model training" or ?workflowType=machine_learning shows the runs)
     client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     for run in client.search_runs([experiment.experiment_id], max_results=50000):
         client.delete_run(run.info.run_id)
