@@ -137,63 +137,63 @@ def is_generated(path: Path) -> bool:
     return path.exists() and GENERATED in path.read_text(encoding="utf-8")[:600]
 
 
+def changes(notebooks_dir: Path = NOTEBOOKS_DIR, lessons_dir: Path = LESSONS_DIR,
+            root: Path = COURSE_ROOT) -> list[tuple[Path, str | None, str]]:
+    """``(module path, its new text, why)`` for every module that is not what the notebooks
+    export: new text ``""`` means delete (no notebook exports it any more), ``None`` that it must
+    not be overwritten (it is written by hand)."""
+    exports = collect(notebooks_dir)
+    found: list[tuple[Path, str | None, str]] = []
+    for module, export in exports.items():
+        path, text = target(module, lessons_dir), render(export, root)
+        if not path.exists():
+            found.append((path, text, f"missing (exported by {export.notebook.name})"))
+        elif not is_generated(path):
+            found.append((path, None, f"written by hand, but {export.notebook.name} exports it"))
+        elif path.read_text(encoding="utf-8") != text:
+            found.append((path, text, f"differs from the cells of {export.notebook.name}"))
+    found += [(path, "", "generated, but no notebook exports it any more")
+              for path in sorted(lessons_dir.glob("*.py")) if path.stem not in exports and is_generated(path)]
+    return found
+
+
 def generate(notebooks_dir: Path = NOTEBOOKS_DIR, lessons_dir: Path = LESSONS_DIR,
              root: Path = COURSE_ROOT) -> list[Path]:
-    """Write every exported module; remove generated modules no notebook exports any more."""
-    exports = collect(notebooks_dir)
-    written = []
-    for module, export in exports.items():
-        path = target(module, lessons_dir)
-        if path.exists() and not is_generated(path):
-            raise ExportError(f"{path.name} is written by hand: move its code into the cells marked "
-                              f"#@save {module} of {export.notebook.name} first, then delete it")
-        text = render(export, root)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
+    """Bring every generated module up to date; returns the paths written or deleted."""
+    found = changes(notebooks_dir, lessons_dir, root)
+    for path, text, why in found:
+        if text is None:
+            raise ExportError(f"{path.name}: {why}; move its code into the marked cells first, then delete it")
+    for path, text, _ in found:
+        if text:
             path.write_text(text, encoding="utf-8")
-        written.append(path)
-    for path in sorted(lessons_dir.glob("*.py")):
-        if path.stem not in exports and is_generated(path):
+        else:
             path.unlink()
-    return written
+    return [path for path, _, _ in found]
 
 
 def stale_modules(notebooks_dir: Path = NOTEBOOKS_DIR, lessons_dir: Path = LESSONS_DIR,
                   root: Path = COURSE_ROOT) -> list[str]:
     """What ``generate`` would change, one line per module; empty when everything is fresh."""
-    exports = collect(notebooks_dir)
-    problems = []
-    for module, export in exports.items():
-        path = target(module, lessons_dir)
-        if not path.exists():
-            problems.append(f"{path.name}: missing (exported by {export.notebook.name})")
-        elif not is_generated(path):
-            problems.append(f"{path.name}: written by hand, but {export.notebook.name} exports it")
-        elif path.read_text(encoding="utf-8") != render(export, root):
-            problems.append(f"{path.name}: differs from the cells of {export.notebook.name}")
-    for path in sorted(lessons_dir.glob("*.py")):
-        if path.stem not in exports and is_generated(path):
-            problems.append(f"{path.name}: generated, but no notebook exports it any more")
-    return problems
+    return [f"{path.name}: {why}" for path, _, why in changes(notebooks_dir, lessons_dir, root)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """``generate`` or ``check``; exit status 1 on a stale module or a malformed marked cell."""
+    parser = argparse.ArgumentParser(prog="python -m includes.tools.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["generate", "check"])
-    args = parser.parse_args(argv)
+    command = parser.parse_args(argv).command
     try:
-        if args.command == "generate":
-            for path in generate():
-                print(f"wrote {path.relative_to(COURSE_ROOT)}")
-            return 0
-        problems = stale_modules()
+        lines = ([f"updated {path.relative_to(COURSE_ROOT)}" for path in generate()] if command == "generate"
+                 else stale_modules())
     except ExportError as error:
-        print(f"export: {error}", file=sys.stderr)
-        return 1
-    for problem in problems:
-        print(problem)
-    if problems:
-        print("generated lesson modules are stale: run make export", file=sys.stderr)
-    return 1 if problems else 0
+        lines, command = [f"export: {error}"], "failed"
+    stale = command != "generate" and bool(lines)
+    if stale:
+        lines.append("generated lesson modules are stale or malformed: fix the cells, run make export")
+    if lines:
+        print("\n".join(lines), file=sys.stderr if stale else sys.stdout)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
