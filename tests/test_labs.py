@@ -270,3 +270,17 @@ def test_catalogue_coverage():
             counts[mistake.cell] += 1
         for cell, count in counts.items():
             assert count >= 2 or cell in header, f"{solution.name}: TODO cell {cell} has {count} mistakes"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_no_stub_puts_fill_in_after_a_dot(solution):
+    """`df.<FILL_IN>` becomes `df.__course_fill_in__()`: an attribute lookup that fails with the
+    object's own error (PySparkAttributeError naming __course_fill_in__), not TodoNotDone."""
+    import re
+
+    from includes.tools.labs import solution_regions
+
+    nb = nbformat.read(solution, as_version=4)
+    for index in analyse(nb, solution.name).todo_cells:
+        for region in solution_regions(nb.cells[index].source):
+            assert not any(re.search(r"\.\s*<FILL_IN>", line) for line in region.stub), f"cell {index}"
