@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from includes.lessons import streaming_sgd as sa  # noqa: E402
+from includes.lessons import streaming_update  # noqa: E402
 from includes.lessons.replay import ReplayFiles, replay_stream  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         return spark.createDataFrame([(k, float(b), [float(x) for x in f]) for k, (b, f) in table.items()], ddl)
 
     hand_batch = spark.createDataFrame([(u, i, r, 100 + n) for n, (u, i, r) in enumerate(HAND_RATINGS)], sa.RATINGS_DDL)
-    update = sa.sgd_update(hand_batch, table_df(HAND_USERS, "userId", sa.USERS_DDL),
+    update = streaming_update.sgd_update(hand_batch, table_df(HAND_USERS, "userId", sa.USERS_DDL),
                            table_df(HAND_ITEMS, "movieId", sa.ITEMS_DDL), 3.0,
                            sa.SGDParams(rank=2, gamma=0.1, reg=0.5))
     results["hand"] = {
@@ -185,12 +186,12 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
     # 2. the initial factors every new entity will get (for the NumPy reference)
     ids = spark.range(1, 200).select(F.col("id").cast("int").alias("id"))
     results["init"] = {
-        salt: {r.id: r.f for r in ids.select("id", sa.init_factors("id", RANK, params.init_scale, params.seed, salt)
+        salt: {r.id: r.f for r in ids.select("id", streaming_update.init_factors("id", RANK, params.init_scale, params.seed, salt)
                                             .alias("f")).collect()}
         for salt in ("user", "item")
     }
     results["init_again"] = {r.id: r.f for r in ids.select(
-        "id", sa.init_factors("id", RANK, params.init_scale, params.seed, "user").alias("f")).collect()}
+        "id", streaming_update.init_factors("id", RANK, params.init_scale, params.seed, "user").alias("f")).collect()}
 
     stream_df = spark.createDataFrame(data["stream"], sa.RATINGS_DDL)
     replay = ReplayFiles(stream_df, N_FILES, order_by=sa.REPLAY_ORDER, prefix="ratings")

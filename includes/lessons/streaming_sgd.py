@@ -26,9 +26,12 @@ What lives here (the notebook explains and drives it):
 - :func:`fit_offline_model`, :func:`factor_tables`: the offline baseline + residual ALS model as
   two tables ``users(userId, bias, factors)`` and ``items(movieId, bias, factors)``.
 - :func:`predict`, :func:`rmse`: scoring with the tables (unknown users/items count as 0).
-- :func:`sgd_update`: one micro-batch of biased SGD on DataFrames (joins + aggregations).
+- ``sgd_update`` (one micro-batch of biased SGD on DataFrames, joins + aggregations) is not here:
+  ML17 defines and runs it in a cell of its own, generated into
+  :mod:`includes.lessons.streaming_update` (``make export``).
 - :class:`StreamingSGD`: the ``foreachBatch`` function. It keeps the model in versioned Delta
-  tables and makes every batch idempotent (see its docstring).
+  tables and makes every batch idempotent (see its docstring); ``update`` is the function it
+  applies to each batch (ML17 passes its own cell's ``sgd_update``).
 - :func:`sgd_update_numpy`: the same update in plain NumPy, the reference for the unit tests.
 """
 
@@ -37,11 +40,12 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
 from includes.lessons.recommenders import clipped
+from includes.lessons.streaming_update import dot, sgd_update
 
 RATINGS_DDL = "userId INT, movieId INT, rating DOUBLE, timestamp LONG"
 USERS_DDL = "userId INT, bias DOUBLE, factors ARRAY<DOUBLE>"
@@ -123,26 +127,6 @@ def time_cutoff(ratings_df, offline_fraction: float) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def dot(a, b):
-    """The dot product of two array columns (null if either is null)."""
-    from pyspark.sql import functions as F
-
-    return F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, v: acc + v)
-
-
-def init_factors(id_col: str, rank: int, scale: float, seed: int, salt: str):
-    """Factors of a new user/item: ``rank`` numbers uniform in [-scale, scale] from a hash of
-    (seed, salt, id, k). Deterministic: a replayed batch gives a new entity the same start."""
-    from pyspark.sql import functions as F
-
-    resolution = 1 << 20
-    return F.transform(
-        F.sequence(F.lit(0), F.lit(rank - 1)),
-        lambda k: (F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), F.col(id_col), k), F.lit(resolution))
-                   / F.lit(float(resolution - 1)) * 2.0 - 1.0) * F.lit(float(scale)),
-    )
-
-
 def factor_tables(baseline, als_model):
     """``(users_df, items_df)`` of an offline model: biases from a baseline predictor
     (:func:`includes.lessons.recommenders.fit_baseline` with ``user_col="userId", item_col="movieId"``)
@@ -207,65 +191,6 @@ def rmse(ratings_df, users_df, items_df, mu: float, low: float = 0.5, high: floa
 
 
 # ------------------------------------------------------------------------------------------------
-# One micro-batch of biased SGD
-# ------------------------------------------------------------------------------------------------
-
-
-class Update(NamedTuple):
-    """The result of :func:`sgd_update`: the new rows of the users and items the batch touched
-    (same schemas as the tables) and the batch's statistics (one Row)."""
-
-    users: object
-    items: object
-    stats: object
-
-
-def sgd_update(ratings_df, users_df, items_df, mu: float, params: SGDParams) -> Update:
-    """One micro-batch of biased SGD: every rating's error with the model as it was at the start
-    of the batch, per-user and per-item sums of the gradient steps, step size min(gamma, 1/n)."""
-    from pyspark.sql import functions as F
-
-    gamma, reg, rank = params.gamma, params.reg, params.rank
-    users = users_df.select("userId", F.col("bias").alias("b_x"), F.col("factors").alias("U"))
-    items = items_df.select("movieId", F.col("bias").alias("b_y"), F.col("factors").alias("P"))
-    rated = (ratings_df.join(users, "userId", "left").join(items, "movieId", "left")
-             # users and items met for the first time start with bias 0 and small seeded factors
-             .select("userId", "movieId", "rating", "timestamp",
-                     F.col("U").isNull().alias("new_user"), F.col("P").isNull().alias("new_item"),
-                     F.coalesce("b_x", F.lit(0.0)).alias("b_x"), F.coalesce("b_y", F.lit(0.0)).alias("b_y"),
-                     F.coalesce("U", init_factors("userId", rank, params.init_scale, params.seed, "user")).alias("U"),
-                     F.coalesce("P", init_factors("movieId", rank, params.init_scale, params.seed, "item")).alias("P"))
-             .withColumn("prediction", F.lit(float(mu)) + F.col("b_x") + F.col("b_y") + dot(F.col("U"), F.col("P")))
-             .withColumn("e", F.col("rating") - F.col("prediction"))
-             .localCheckpoint())  # computed once, used three times below
-
-    def step(id_col, bias, own, other):
-        # x <- x + eta * (sum over the entity's ratings of e * other - reg * x), eta = min(gamma, 1/n)
-        sums = rated.groupBy(id_col).agg(
-            F.count("*").alias("n"), F.first(bias).alias("bias"), F.first(own).alias("factors"),
-            F.sum(F.col("e") - reg * F.col(bias)).alias("g_bias"),
-            *[F.sum(F.col("e") * F.col(other)[k] - reg * F.col(own)[k]).alias(f"g{k}") for k in range(rank)])
-        eta = F.least(F.lit(gamma), 1.0 / F.col("n"))
-        gradient = F.array(*[F.col(f"g{k}") for k in range(rank)])
-        return sums.select(id_col, (F.col("bias") + eta * F.col("g_bias")).alias("bias"),
-                           F.zip_with("factors", gradient, lambda f, g: f + eta * g).alias("factors"))
-
-    stats = rated.agg(
-        F.count("*").alias("ratings"),
-        F.countDistinct("userId").alias("users"),
-        F.countDistinct("movieId").alias("items"),
-        F.countDistinct(F.when(F.col("new_user"), F.col("userId"))).alias("new_users"),
-        F.countDistinct(F.when(F.col("new_item"), F.col("movieId"))).alias("new_items"),
-        F.min("timestamp").alias("first_timestamp"),
-        F.max("timestamp").alias("last_timestamp"),
-        F.sum("rating").alias("rating_sum"),
-        # test-then-train: the error on the batch before the model learns from it
-        F.sqrt(F.avg((F.col("rating") - clipped(F.col("prediction"), params.low, params.high)) ** 2)).alias("batch_rmse"),
-    ).first()
-    return Update(step("userId", "b_x", "U", "P"), step("movieId", "b_y", "P", "U"), stats)
-
-
-# ------------------------------------------------------------------------------------------------
 # The foreachBatch function: versioned Delta tables, idempotent batches
 # ------------------------------------------------------------------------------------------------
 
@@ -311,8 +236,11 @@ class StreamingSGD:
     """
 
     def __init__(self, root: os.PathLike | str, params: SGDParams, app_id: str = "streaming-sgd",
-                 on_stage: Callable[[int, str], None] | None = None, evaluate: bool = True):
+                 on_stage: Callable[[int, str], None] | None = None, evaluate: bool = True,
+                 update: Callable | None = None):
         self.root = str(root)
+        # the micro-batch update: (batch_df, users_df, items_df, mu, params) -> (users, items, stats)
+        self.update = sgd_update if update is None else update
         self.params = params
         self.app_id = app_id
         self.on_stage = on_stage
@@ -431,7 +359,7 @@ class StreamingSGD:
                                "the checkpoint and the model tables do not belong together")
         p = self.params
         users, items = self._state(spark, last.model_version)  # the state the last batch left
-        update = sgd_update(batch_df, users, items, last.mu, p)
+        update = self.update(batch_df, users, items, last.mu, p)
         stats = update.stats
         if stats.ratings:
             # the new model: the updated rows replace the old ones, new users and items are added
