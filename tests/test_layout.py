@@ -126,3 +126,20 @@ def test_pyflakes_finds_no_undefined_or_unused_name():
     proc = subprocess.run([sys.executable, "-m", "pyflakes", "includes", "tests", "benchmarks"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_the_lessons_row_of_the_room_table_says_which_modules_are_generated():
+    """includes/README.md names every module of lessons/: the ones generated from lesson cells
+    (``#@save``, ``make export``) in the row's *generated* part, the hand-written ones after
+    *written by hand*; a module moving from one kind to the other must move in the table too."""
+    from includes.tools.export import is_generated
+
+    row = next(line for line in (PACKAGE / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `lessons/` |"))
+    generated_part, marker, hand_part = row.partition("*written by hand*")
+    assert marker, "the lessons/ row has lost its '*written by hand*' part"
+    for path in sorted((PACKAGE / "lessons").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        kind, part = ("generated", generated_part) if is_generated(path) else ("written by hand", hand_part)
+        assert f"`{path.stem}`" in part, f"includes/README.md: lessons/{path.name} is {kind} but not listed so"
