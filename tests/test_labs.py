@@ -196,6 +196,8 @@ def test_progress_runs_each_lab_and_reports_every_check(tmp_path):
         "z = <FILL_IN>", "!check_equal('z is 1', lambda: z, 1)")
     lab("B_broken", "x = <FILL_IN>", "!check('x', lambda: x)", first=setup + "\nraise RuntimeError('no Java here')")
     lab("C_slow", "import time; time.sleep(30)", "!check('x', lambda: x)")
+    assert progress.todo_cells(nbformat.v4.new_notebook(cells=[
+        code("# BEGIN SOLUTION\n# LAB: x = <FILL_IN>\nx = 1\n# END SOLUTION"), code("y = <FILL_IN>  # yours")])) == [1]
 
     started, broken, slow = (progress.run_lab(tmp_path / f"{n}.ipynb", lab_timeout=8, cell_timeout=5)
                              for n in ("A_started", "B_broken", "C_slow"))

@@ -49,7 +49,10 @@ class LabProgress:
 
 
 def todo_cells(nb) -> list[int]:
-    return [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and "<FILL_IN>" in cell.source]
+    """The code cells with a ``<FILL_IN>`` left in code (a comment quoting one, as a solution's
+    ``# LAB:`` lines do, is not a TODO)."""
+    return [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            and any("<FILL_IN>" in line and not line.lstrip().startswith("#") for line in cell.source.split("\n"))]
 
 
 def instrumented(nb) -> tuple[nbformat.NotebookNode, list[int]]:
