@@ -15,7 +15,9 @@
    - each mistake of the solution's catalogue (``solutions/<stem>.mistakes.toml``) made in the
      cell: the first failing check's message must name it.
    Then nbval runs the real cell; the check cell, when its turn comes, must pass with the stored
-   output. A probe that finds a problem fails the TODO cell's test with the reason.
+   output. A probe that finds a problem fails the TODO cell's test with the reason. The seconds of
+   each probe are kept: the suite prints them per solution ("lab probes": stubs, mistakes, the
+   slowest mistakes), so a catalogue's cost stays visible.
 
 2. The numeric pin. Loaded first (``-p``), before anything imports numpy, the plugin sets
    :func:`includes.runtime.numeric.pin` in this process's environment, which every xdist worker,
@@ -33,6 +35,7 @@ import ast
 import json
 import os
 import sys
+import time
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ from includes.runtime.numeric import pin as pin_numerics  # noqa: E402
 pin_numerics()
 
 RUN_PROPERTY = "notebook_execution"
+PROBE_PROPERTY = "lab_probe"  # (what, seconds): one per probe run of a TODO cell, for the probe table
 PROBE_TIMEOUT = 1800
 
 
@@ -206,6 +210,7 @@ def lab_probes(item) -> list[str]:
     check_source = nb.cells[check_index].source
     first = index == structure.todo_cells[0]
     problems = []
+    started = time.perf_counter()
     regions = solution_regions(source)
     for number, region in enumerate(regions, start=1):
         if not any("<FILL_IN>" in line for line in region.stub):
@@ -222,9 +227,12 @@ def lab_probes(item) -> list[str]:
             problems += _todo_run_problem(reply, index, f"region {number + 1} stubbed", False)
             records, reply = run_check_cell(kernel, check_source)
             problems += verdict(records, reply, check_index, what)
+    item.user_properties.append((PROBE_PROPERTY, ("stubs", time.perf_counter() - started)))
     for mistake in catalogue:
         if mistake.cell == item.cell.get("id"):
+            started = time.perf_counter()
             problems += mistake_probe(kernel, mistake, source, check_source, index, check_index)
+            item.user_properties.append((PROBE_PROPERTY, (f"cell {index}: {mistake.what}", time.perf_counter() - started)))
     return problems
 
 
@@ -247,6 +255,7 @@ class ExecutionTable:
     def __init__(self):
         self.nbval_seconds: dict[str, float] = defaultdict(float)
         self.runs: dict[str, list[float]] = defaultdict(list)
+        self.probes: dict[str, list[tuple[str, float]]] = defaultdict(list)  # lab probes, inside nbval's seconds
 
     def add(self, report) -> None:
         path = report.nodeid.split("::", 1)[0]
@@ -257,6 +266,9 @@ class ExecutionTable:
                 if name == RUN_PROPERTY:
                     notebook, seconds = value
                     self.runs[notebook].append(seconds)
+                elif name == PROBE_PROPERTY:
+                    what, seconds = value
+                    self.probes[path].append((what, seconds))
 
     def lines(self) -> list[str]:
         names = sorted(set(self.nbval_seconds) | set(self.runs))
@@ -273,6 +285,22 @@ class ExecutionTable:
                 + " + ".join(f"{s:.0f} s" for s in self.runs[name]) + " in tests)"
             out.append(f"{name:<58} {runs:>4} {seconds:>8.0f}{detail}")
         out.append(f"{'all notebooks':<58} {total_runs:>4} {total_seconds:>8.0f}   (worker seconds)")
+        return out
+
+    def probe_lines(self, slowest: int = 5) -> list[str]:
+        """Per solution: the seconds its lab probes took (part of its nbval seconds), stubs and
+        mistakes apart, and its slowest mistakes."""
+        out = []
+        for name in sorted(self.probes):
+            probes = self.probes[name]
+            stubs = sum(seconds for what, seconds in probes if what == "stubs")
+            mistakes = [(seconds, what) for what, seconds in probes if what != "stubs"]
+            out.append(f"{name:<58} stubs {stubs:6.1f} s, {len(mistakes):>2} mistakes "
+                       f"{sum(s for s, _ in mistakes):6.1f} s")
+            out += [f"    {seconds:6.1f} s  {what}" for seconds, what in sorted(mistakes, reverse=True)[:slowest]]
+        if out:
+            total = sum(seconds for probes in self.probes.values() for _, seconds in probes)
+            out.append(f"{'all lab probes':<58} {total:6.1f} s")
         return out
 
 
@@ -295,6 +323,11 @@ def pytest_terminal_summary(terminalreporter, config):
     if lines:
         terminalreporter.section("notebook executions")
         for line in lines:
+            terminalreporter.write_line(line)
+    probe_lines = _table.probe_lines() if _table is not None else []
+    if probe_lines:
+        terminalreporter.section("lab probes")
+        for line in probe_lines:
             terminalreporter.write_line(line)
 
 

@@ -126,5 +126,8 @@ def test_probes_pass_a_good_lab_and_fail_each_gap(tmp_path):
     assert "raised NameError outside its checks" in found["RawError"]
     assert "'the same value written differently' (cell 1): check cell 2 passes it" in found["Slipping"]
     assert "does not say 'the mistake named otherwise'" in found["Slipping"]
-    table = out.split("notebook executions")[-1]
+    table = out.split("notebook executions")[-1].split("= lab probes =")[0]
     assert "solutions/Good.ipynb" in table and "all notebooks" in table
+    probes = out.split("= lab probes =")[-1]  # the probe table: each solution's stub and mistake seconds
+    assert re.search(r"solutions/Good\.ipynb\s+stubs\s+[\d.]+ s,\s+\d+ mistakes\s+[\d.]+ s", probes), probes
+    assert "all lab probes" in probes
