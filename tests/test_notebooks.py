@@ -137,3 +137,23 @@ def test_readme_agenda_table_is_current():
     assert readme_section(README.read_text(encoding="utf-8")) == readme_table(), (
         "README's agenda table is stale: run `.venv/bin/python -m includes.tools.agenda --write`"
     )
+
+
+def test_agenda_table_shows_each_notebooks_run_time_from_a_make_course_record(tmp_path):
+    """The README's Run column comes from a `make course` record (runner.write_times): minutes per
+    notebook, a dash for a notebook the record lacks, and a line saying which run it was."""
+    from includes.tools.agenda import readme_table, run_times
+    from includes.tools.runner import write_times
+
+    record = write_times({"ML00a_Spark_Review": 90.0, "ML16L_Capstone_Lab_Jester_Jokes": 151.2}, 1234.5, 2,
+                         tmp_path / "course-times.json")
+    table = readme_table(times_file=record).splitlines()
+    assert table[0].endswith("| Run |")
+    row = {line.split(" | ")[0].strip("| "): line for line in table if line.startswith("| ML")}
+    assert row["ML00a"].endswith("| 1.5 min |") and row["ML16L"].endswith("| 2.5 min |")
+    assert row["ML01"].endswith("| – |")
+    assert "2 notebooks at a time; the whole course 20.6 min" in table[-1]
+    assert "| Run |" not in readme_table(times_file=tmp_path / "absent.json")
+    record.write_text(record.read_text().replace("ML00a_Spark_Review", "ML99_Not_A_Lesson"))
+    with pytest.raises(ValueError, match="ML99_Not_A_Lesson"):
+        run_times(record)

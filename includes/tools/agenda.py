@@ -6,12 +6,18 @@ repository); the README's agenda section and the notebook-name tests are derived
 Lessons live in notebooks/<stem>.ipynb; labs in solutions/<stem>.ipynb (complete) and
 labs/<stem>.ipynb (generated). Names are fixed: tests check every notebook against this table.
 The README's agenda table is generated from it: ``python -m includes.tools.agenda --write``.
+
+Its "Run" column is each notebook's time in one ``make course`` run, from the committed record
+:data:`TIMES` (``make course`` writes ``build/course-times.json``; ``--times that-file --write``
+copies it there and updates the table), so an instructor can plan a day.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +25,7 @@ from typing import NamedTuple
 from includes.paths import COURSE_ROOT
 
 README = COURSE_ROOT / "README.md"
+TIMES = COURSE_ROOT / "benchmarks" / "results" / "course-times.json"
 START, END = "<!-- agenda:start -->", "<!-- agenda:end -->"
 
 
@@ -77,9 +84,25 @@ BY_STEM = {entry.stem: entry for entry in AGENDA}
 BY_ID = {entry.id: entry for entry in AGENDA}
 
 
-def readme_table(root: Path = COURSE_ROOT) -> str:
-    """The agenda as a Markdown table, linking the notebooks that exist."""
-    lines = ["| ID | Day | Notebook | Kind | Data |", "|---|---|---|---|---|"]
+def run_times(times_file: Path = TIMES) -> dict | None:
+    """The committed ``make course`` record, or None when there is none."""
+    if not times_file.exists():
+        return None
+    record = json.loads(times_file.read_text(encoding="utf-8"))
+    unknown = sorted(set(record["notebooks"]) - set(BY_STEM))
+    if unknown:
+        raise ValueError(f"{times_file.name}: not in the agenda: {', '.join(unknown)}")
+    return record
+
+
+def readme_table(root: Path = COURSE_ROOT, times_file: Path = TIMES) -> str:
+    """The agenda as a Markdown table, linking the notebooks that exist, with each notebook's run
+    time when :data:`TIMES` records one."""
+    record = run_times(times_file)
+    header, rule = "| ID | Day | Notebook | Kind | Data |", "|---|---|---|---|---|"
+    if record:
+        header, rule = header + " Run |", rule + "--:|"
+    lines = [header, rule]
     for entry in AGENDA:
         path = f"{entry.folder}/{entry.stem}.ipynb"
         if not (root / path).exists():
@@ -88,7 +111,16 @@ def readme_table(root: Path = COURSE_ROOT) -> str:
             title = f"[{entry.title}](labs/{entry.stem}.ipynb) ([solution]({path}))"
         else:
             title = f"[{entry.title}]({path})"
-        lines.append(f"| {entry.id} | {entry.day} | {title} | {entry.kind} | {entry.data} |")
+        line = f"| {entry.id} | {entry.day} | {title} | {entry.kind} | {entry.data} |"
+        if record:
+            seconds = record["notebooks"].get(entry.stem)
+            line += f" {seconds / 60:.1f} min |" if seconds is not None else " – |"
+        lines.append(line)
+    if record:
+        lines.append("")
+        lines.append(f"Run: the notebook's time in one `make course` run ({record['date']}, {record['machine']}, "
+                     f"{record['jobs']} notebooks at a time; the whole course {record['wall_seconds'] / 60:.1f} min). "
+                     "Teaching takes longer: each lesson is planned for a 45-60 minute slot.")
     return "\n".join(lines)
 
 
@@ -102,7 +134,13 @@ def readme_section(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m includes.tools.agenda")
     parser.add_argument("--write", action="store_true", help="update the table in README.md")
+    parser.add_argument("--times", type=Path, help="a make course record (build/course-times.json) to commit as "
+                        f"{TIMES.relative_to(COURSE_ROOT)}")
     args = parser.parse_args(argv)
+    if args.times:
+        run_times(args.times)  # refuses a record with notebooks the agenda does not have
+        TIMES.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.times, TIMES)
     table = readme_table()
     if not args.write:
         print(table)

@@ -133,6 +133,7 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR, jobs: int = 1) ->
 
     failures = 0
     busy = 0.0
+    seconds: dict[str, float] = {}
     print(f"Running {len(paths)} notebooks, {jobs} at a time; executed copies and HTML go to "
           f"{display_path(build_dir)}/", flush=True)
     start = time.monotonic()
@@ -141,6 +142,7 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR, jobs: int = 1) ->
         for future in as_completed(futures):
             result = future.result()
             busy += result.seconds
+            seconds[result.path.stem] = result.seconds
             save_build(result, build_dir)
             status = "OK" if result.ok else "FAILED"
             line = f"{status:<7}{result.seconds:7.1f} s  {display_path(result.path)}"
@@ -153,7 +155,34 @@ def run_course(paths: list[Path], build_dir: Path = BUILD_DIR, jobs: int = 1) ->
     wall = time.monotonic() - start
     print(f"{'TOTAL':<7}{wall:7.1f} s  {len(paths) - failures} OK, {failures} failed "
           f"(the whole course took {wall / 60:.1f} min; notebooks ran {busy:.0f} s in all, {jobs} at a time)")
+    if not failures:
+        record = write_times(seconds, wall, jobs, build_dir / TIMES_NAME)
+        print(f"run times recorded in {display_path(record)} (`python -m includes.tools.agenda --times "
+              f"{display_path(record)} --write` puts them in the README's agenda)")
     return 1 if failures else 0
+
+
+TIMES_NAME = "course-times.json"
+
+
+def write_times(seconds: dict[str, float], wall: float, jobs: int, path: Path) -> Path:
+    """Record one ``make course`` run: each notebook's seconds, the whole run's, and the machine."""
+    import json
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "jobs": jobs,
+        "wall_seconds": round(wall, 1),
+        "notebooks": {stem: round(value, 1) for stem, value in sorted(seconds.items())},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def refresh_outputs(paths: list[Path]) -> int:
