@@ -186,34 +186,9 @@ def bench_als(bench: Bench) -> None:
 # ------------------------------------------------------------------------------------------------
 # Jester (ML16L): section "jester" goes here
 # JESTER-SECTION-MARKER
-# The settings and the NumPy ALS of ML16L; keep them in step with the notebook.
+# The settings of ML16L; its NumPy ALS comes from the lab's own cells (#@save jester_als).
 JESTER_SEED = 42
 JESTER_ALS = {"rank": 10, "maxIter": 20, "regParam": 0.1, "blocks": 4}
-
-
-def jester_solve_side(R, M, F, reg):
-    """One vectorized ALS half-step (masked normal equations), the same code as ML16L."""
-    import numpy as np
-
-    k = F.shape[1]
-    outer = (F[:, :, None] * F[:, None, :]).reshape(F.shape[0], k * k)
-    A = (M @ outer).reshape(-1, k, k)
-    n_u = np.maximum(M.sum(axis=1), 1)
-    A[:, np.arange(k), np.arange(k)] += reg * n_u[:, None]
-    b = (M * R) @ F
-    return np.linalg.solve(A, b[:, :, None])[:, :, 0]
-
-
-def jester_als_numpy(R, M, rank, iterations, reg, seed):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    Y = rng.standard_normal((R.shape[1], rank))
-    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
-    for _ in range(iterations):
-        X = jester_solve_side(R, M, Y, reg)
-        Y = jester_solve_side(R.T, M.T, X, reg)
-    return X, Y
 
 
 @section("jester", "Jester (ML16L): .xls load, createDataFrame with/without Arrow, NumPy ALS vs Spark ALS",
@@ -224,6 +199,8 @@ def bench_jester(bench: Bench) -> None:
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
     from threadpoolctl import threadpool_limits
+
+    from includes.lessons.jester_als import als_numpy
 
     from includes.data.jester import NOT_RATED, read_jester
 
@@ -275,8 +252,8 @@ def bench_jester(bench: Bench) -> None:
     settings = f"rank {JESTER_ALS['rank']}, {JESTER_ALS['maxIter']} iter., reg {JESTER_ALS['regParam']}"
     for threads, label in [(None, "BLAS threads: default"), (1, "1 BLAS thread, as in ML16L")]:
         with threadpool_limits(limits=threads, user_api="blas"):
-            (X, Y), seconds = bench.timed(jester_als_numpy, R, M, JESTER_ALS["rank"], JESTER_ALS["maxIter"],
-                                          JESTER_ALS["regParam"], JESTER_SEED)
+            (X, Y), seconds = bench.timed(als_numpy, R, M, JESTER_ALS["rank"], JESTER_ALS["maxIter"],
+                                          JESTER_ALS["regParam"], seed=JESTER_SEED)
         rows.append({"step": f"NumPy ALS fit ({settings}; {label})", "seconds": f"{seconds:.1f}",
                      "RMSE held-out": f"{numpy_rmse(X, Y):.4f}"})
 

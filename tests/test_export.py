@@ -92,4 +92,37 @@ def test_every_generated_module_parses_and_names_its_notebook():
     for module, exp in collect().items():
         text = render(exp)
         ast.parse(text)
-        assert f"notebooks/{exp.notebook.name}" in text.split("\n", 1)[0], module
+        assert f"{exp.notebook.parent.name}/{exp.notebook.name}" in text.split("\n", 1)[0], module
+
+
+def test_a_solution_exports_its_answer_and_its_lab_shows_the_stub(tmp_path):
+    """A lab solution can export its algorithm (ML16L's NumPy ALS feeds the benchmarks): the module
+    holds the solution's code without the lab's markers, stub lines or TODO instructions, and the
+    generated lab shows the learner the stub without the marker."""
+    from includes.tools.labs import make_lab
+
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    path = notebook(tmp_path / "L.ipynb",
+                    "#@save algo\nimport numpy as np\n\n\ndef double(x):\n"
+                    "    # TODO: return twice x as an array\n    # (use NumPy)\n    # BEGIN SOLUTION\n"
+                    "    # LAB: return <FILL_IN>\n    return 2 * np.asarray(x)\n    # END SOLUTION")
+    generate(tmp_path, lessons, tmp_path)
+    text = (lessons / "algo.py").read_text()
+    for left_out in ("SOLUTION", "LAB:", "<FILL_IN>", "TODO", "(use NumPy)", "#@save"):
+        assert left_out not in text.split('"""', 2)[2], left_out
+    namespace = {}
+    exec(compile(text, "algo.py", "exec"), namespace)
+    assert list(namespace["double"]([1, 2])) == [2, 4]
+    lab_cell = make_lab(nbformat.read(path, as_version=4)).cells[1].source
+    assert lab_cell.startswith("import numpy as np") and "return <FILL_IN>" in lab_cell
+    assert "#@save" not in lab_cell and "2 * np.asarray" not in lab_cell and "# TODO: return twice x" in lab_cell
+
+
+def test_the_benchmarks_use_the_exported_lab_als():
+    """benchmarks/ runs ML16L's NumPy ALS from the module its cells generate, not a copy."""
+    exports = collect()
+    assert exports["jester_als"].notebook.name == "ML16L_Capstone_Lab_Jester_Jokes.ipynb"
+    sources = "\n".join(path.read_text() for path in (export.COURSE_ROOT / "benchmarks").glob("*.py"))
+    assert "includes.lessons.jester_als" in sources
+    assert "def solve_side" not in sources and "np.linalg.solve(" not in sources

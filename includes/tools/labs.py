@@ -43,6 +43,9 @@ from includes.runtime.checks import PLACEHOLDER
 SOLUTIONS_DIR = COURSE_ROOT / "solutions"
 LABS_DIR = COURSE_ROOT / "labs"
 
+# The first line of a cell whose code includes/tools/export.py exports (as d2l's #@save): a lab
+# solution may export its answer; its lab shows the stub without this line.
+SAVE_MARKER = re.compile(r"^#\s*@save\s+(?P<module>[a-z_][a-z0-9_]*)\s*$")
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 LAB_LINE = re.compile(r"^(?P<indent>\s*)# LAB: ?(?P<code>.*)$")
@@ -51,6 +54,12 @@ CHECK_TAG = "check"
 
 class LabFormatError(ValueError):
     """A solution notebook does not follow the lab conventions."""
+
+
+def without_marker(source: str) -> str:
+    """``source`` without its first line when that is a ``#@save <module>`` marker."""
+    head, _, rest = source.lstrip("\n").partition("\n")
+    return rest if SAVE_MARKER.match(head.strip()) else source
 
 
 def strip_solution(source: str, where: str = "cell") -> str:
@@ -161,7 +170,8 @@ def make_lab(solution) -> nbformat.NotebookNode:
     for index, cell in enumerate(lab.cells):
         if cell.cell_type != "code":
             continue
-        cell.source = strip_solution(cell.source, where=f"cell {index}")
+        # a solution cell exporting its code (#@save, includes/tools/export.py) shows the learner only the stub
+        cell.source = strip_solution(without_marker(cell.source), where=f"cell {index}")
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)
