@@ -606,10 +606,12 @@ def settings_for(quick: bool, ram: int | None = None) -> dict:
     gib = 1 << 30
     if quick:
         return {"time_limit": 300.0, "single_address_space": min(int(0.8 * ram), 8 * gib), "driver_memory": "2g",
-                "executor_memory": "1g", "worker_memory": "2g", "repeats": 1}
+                "cluster_driver_memory": "1g", "executor_memory": "1g", "worker_memory": "2g", "repeats": 1}
     half = max(1, int(0.5 * ram / gib))
+    # on the cluster the driver only plans and collects small results: the executor gets the memory
     return {"time_limit": 900.0, "single_address_space": int(0.8 * ram), "driver_memory": f"{half}g",
-            "executor_memory": f"{half}g", "worker_memory": f"{half + 1}g", "repeats": REPEATS}
+            "cluster_driver_memory": "2g", "executor_memory": f"{half}g", "worker_memory": f"{half + 1}g",
+            "repeats": REPEATS}
 
 
 def _version(module: str) -> str | None:
@@ -765,7 +767,7 @@ def child_env(settings: dict, backend: str, cluster_master: str | None) -> dict:
         env["COURSE_DRIVER_MEMORY"] = settings["driver_memory"]
     if backend == "cluster":
         env["PYSPARK_SUBMIT_ARGS"] = (f"--conf spark.executor.memory={settings['executor_memory']} "
-                                      f"--conf spark.driver.memory={settings['driver_memory']} pyspark-shell")
+                                      f"--conf spark.driver.memory={settings['cluster_driver_memory']} pyspark-shell")
     return env
 
 
@@ -921,7 +923,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nestimated on paper: {total / 60:.0f} min, of which {generation_seconds(args.workloads, sizes) / 60:.0f} "
               f"min generate the data (cached for later runs); time limit {settings['time_limit']:.0f} s per run, "
               f"single-process address space {settings['single_address_space'] / (1 << 30):.1f} GiB, "
-              f"Spark driver/executor memory {settings['driver_memory']}")
+              f"Spark local driver {settings['driver_memory']}, cluster executor {settings['executor_memory']} "
+              f"(worker {settings['worker_memory']}, driver {settings['cluster_driver_memory']})")
         return 0
     root = (args.work or work_dir()).resolve()
     out = args.out or COURSE_ROOT / "benchmarks" / "results" / ("scaling-quick.json" if args.quick else "scaling.json")

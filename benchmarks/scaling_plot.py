@@ -35,10 +35,15 @@ WORKLOAD_TITLE = {"pipeline": "Airbnb features + linear regression",
 GIB = 1 << 30
 
 
-def load(path) -> dict:
+def load(path, allow_quick: bool = False) -> dict:
+    """The results file; a quick mode's file (a smoke test on tiny sizes, not a measurement) only
+    with ``allow_quick=True``."""
     results = json.loads(Path(path).read_text(encoding="utf-8"))
     if not str(results.get("format", "")).startswith("course-scaling/"):
         raise ValueError(f"{path} is not a scaling benchmark results file")
+    if results.get("mode") != "full" and not allow_quick:
+        raise ValueError(f"{path} holds a {results.get('mode')} mode's smoke test, not measurements "
+                         "(load(..., allow_quick=True) to draw it anyway)")
     return results
 
 
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    plot_scaling(load(argv[0])).savefig(argv[1], dpi=110)
+    plot_scaling(load(argv[0], allow_quick=True)).savefig(argv[1], dpi=110)
     return 0
 
 

@@ -196,6 +196,7 @@ def test_child_environment_per_backend():
     cluster = scaling.child_env(settings, "cluster", "spark://127.0.0.1:7077")
     assert local["COURSE_DRIVER_MEMORY"] == "12g" and "PYSPARK_SUBMIT_ARGS" not in local
     assert "spark.executor.memory=12g" in cluster["PYSPARK_SUBMIT_ARGS"]
+    assert "spark.driver.memory=2g" in cluster["PYSPARK_SUBMIT_ARGS"]
     assert cluster["PYSPARK_SUBMIT_ARGS"].endswith("pyspark-shell")
     assert local["OPENBLAS_NUM_THREADS"] == "2"
 
@@ -330,3 +331,7 @@ def test_plot_draws_time_and_memory_with_the_marks(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="not a scaling benchmark results file"):
         scaling_plot.load(tmp_path / "bad.json")
+    (tmp_path / "quick.json").write_text(json.dumps({**SYNTHETIC, "mode": "quick"}))
+    with pytest.raises(ValueError, match="quick mode's smoke test, not measurements"):
+        scaling_plot.load(tmp_path / "quick.json")
+    assert scaling_plot.load(tmp_path / "quick.json", allow_quick=True)["mode"] == "quick"
