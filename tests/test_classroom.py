@@ -74,6 +74,18 @@ def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypat
     assert cluster["spark.executor.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
 
 
+def test_small_data_partition_counts_hold_on_every_master(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_SHUFFLE_PARTITIONS", raising=False)
+    keys = ("spark.sql.shuffle.partitions", "spark.databricks.delta.snapshotPartitions",
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism")
+    for master in ("local[*]", "local[2]", "spark://somewhere:7077"):
+        options = session_options("MLX", master, tmp_path, jars=["x.jar"])
+        assert [options[key] for key in keys] == ["8"] * 3, master
+    monkeypatch.setenv("COURSE_SHUFFLE_PARTITIONS", "64")
+    options = session_options("MLX", "spark://somewhere:7077", tmp_path, jars=["x.jar"])
+    assert [options[key] for key in keys] == ["64"] * 3
+
+
 def test_recorded_jars_are_used_only_when_current_and_present(tmp_path):
     jar = tmp_path / "delta.jar"
     jar.write_bytes(b"PK")

@@ -15,7 +15,8 @@ Environment variables (all optional):
 - ``COURSE_DATASETS_DIR``: where the datasets are installed (default ``<course>/datasets``).
 - ``MLFLOW_TRACKING_URI``: an MLflow tracking server or store (default: the course's
   SQLite store ``<course>/mlflow/mlflow.db``).
-- ``COURSE_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default 8 locally).
+- ``COURSE_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default 8, on a cluster too: the
+  course's datasets are small).
 - ``COURSE_DRIVER_MEMORY``: ``spark.driver.memory`` for local runs (default ``4g``).
 - ``COURSE_DRIVER_JAVA_OPTIONS``: JVM options of the local driver (default: the parallel GC;
   set it empty for the JVM's defaults). They come after :data:`REPRODUCIBLE_JAVA_OPTIONS`,

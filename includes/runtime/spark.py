@@ -66,7 +66,9 @@ def recorded_jars(package: str, jars_file: Path | None = None) -> list[str] | No
 def session_options(app_name: str, master: str, working_dir: Path, jars: list[str] | None = None) -> dict[str, str]:
     """Every Spark option of a course session (see :mod:`includes.runtime.classroom` for the variables)."""
     local = master.startswith("local")
-    shuffle = os.environ.get("COURSE_SHUFFLE_PARTITIONS") or (str(DEFAULT_SHUFFLE_PARTITIONS) if local else None)
+    # The course's datasets are the same few megabytes on a cluster as on a laptop, so the
+    # small-data settings below hold for every master; COURSE_SHUFFLE_PARTITIONS raises them.
+    shuffle = os.environ.get("COURSE_SHUFFLE_PARTITIONS") or str(DEFAULT_SHUFFLE_PARTITIONS)
     options = {
         "spark.master": master,
         "spark.app.name": app_name,
@@ -83,12 +85,12 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         options["spark.jars"] = ",".join(jars)
     else:
         options["spark.jars.packages"] = delta_package()
-    if shuffle:
-        # Small data on few cores: the defaults (200 shuffle partitions, 50 partitions for Delta's
-        # log replay, 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead.
-        options["spark.sql.shuffle.partitions"] = shuffle
-        options["spark.databricks.delta.snapshotPartitions"] = shuffle
-        options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
+    # Small data: Spark's defaults (200 shuffle partitions, 50 partitions for Delta's log replay,
+    # 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead, locally and on
+    # a standalone cluster alike.
+    options["spark.sql.shuffle.partitions"] = shuffle
+    options["spark.databricks.delta.snapshotPartitions"] = shuffle
+    options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
     driver_java_options = REPRODUCIBLE_JAVA_OPTIONS
     if local:
         options["spark.default.parallelism"] = str(LOCAL_DEFAULT_PARALLELISM)
