@@ -653,6 +653,13 @@ def machine() -> dict:
 ONE_HOT_COLUMNS = 80  # categories of the 7 string columns of the SF listings (tests/test_scaling.py counts them)
 
 
+# What the single process's address space holds before its data: measured with the course's
+# environment, 0.6 GiB after importing numpy, pandas, pyarrow and scikit-learn, 1.7 GiB once pyarrow
+# has read a Parquet file (its mimalloc pool reserves address space, its threads their stacks).
+# RLIMIT_AS counts reserved address space, not resident memory.
+SINGLE_BASELINE_BYTES = int(1.8 * (1 << 30))
+
+
 def single_peak_bytes(workload: str, size: int, one_hot: int = ONE_HOT_COLUMNS) -> float:
     """On paper: what the single-process version holds at its peak, in bytes.
 
@@ -727,14 +734,15 @@ def plan(workloads, backends, sizes, settings: dict) -> list[dict]:
                     row["single peak GiB"] = f"{need / (1 << 30):,.1f}"
                 if failed:
                     row["expect"], seconds = SKIPPED, 0.0
-                elif need is not None and need > settings["single_address_space"]:
+                elif need is not None and need + SINGLE_BASELINE_BYTES > settings["single_address_space"]:
                     row["expect"] = failed = "MemoryError"
                     seconds = min(estimate, 60.0)  # it fails while allocating
                 elif estimate > settings["time_limit"]:
                     row["expect"] = failed = TIME_LIMIT
                     seconds = settings["time_limit"]
                 else:
-                    row["expect"] = OK
+                    near = need is not None and need + SINGLE_BASELINE_BYTES > 0.85 * settings["single_address_space"]
+                    row["expect"] = "ok or MemoryError (near the limit)" if near else OK
                     seconds = estimate * (settings["repeats"] if short else 1)
                 row["est. s"] = round(seconds)
                 rows.append(row)
@@ -903,6 +911,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows (ratings for als) for every backend, e.g. 1e5 1e6; default FULL_SIZES or QUICK_SIZES")
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/scaling[-quick].json)")
     parser.add_argument("--work", type=Path, help="data and scratch folder (default work/scaling)")
+    parser.add_argument("--single-limit-gib", type=float,
+                        help="the single process's address-space limit (default: 80 %% of RAM; quick mode 8)")
     parser.add_argument("--point", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--master", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -915,6 +925,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = sorted(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
     settings = settings_for(args.quick)
+    if args.single_limit_gib:
+        settings["single_address_space"] = int(args.single_limit_gib * (1 << 30))
     mode = "quick" if args.quick else "full"
     if args.plan:
         rows = plan(args.workloads, args.backends, sizes, settings)

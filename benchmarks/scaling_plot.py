@@ -183,7 +183,7 @@ def plot_scaling(results: dict, workloads=None, backends=None, figsize_per_row=(
             ax.set_xlabel(unit)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(fontsize=7, loc="best", framealpha=0.7)
         time_ax.set_title(f"{WORKLOAD_TITLE.get(workload, workload)}: time", fontsize=10)
         memory_ax.set_title(f"{WORKLOAD_TITLE.get(workload, workload)}: memory", fontsize=10)
     figure.tight_layout()

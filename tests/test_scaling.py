@@ -121,8 +121,10 @@ def test_plan_expects_the_walls_on_a_24_gib_machine():
     settings = scaling.settings_for(False, ram=24 * GIB)
     rows = scaling.plan(scaling.WORKLOADS, scaling.BACKENDS, scaling.FULL_SIZES, settings)
     expect = {(r["workload"], r["backend"], r["size"]): r["expect"] for r in rows}
-    # dense R, M and M * R: 16.7 GiB at 10^7 ratings (ML-10M's 69878 x 10677), under the 19.2 GiB limit
-    assert expect[("als", "single", 10_000_000)] == "ok" and expect[("als", "single", 30_000_000)] == "MemoryError"
+    # dense R, M and M * R: 16.7 GiB at 10^7 ratings (ML-10M's 69878 x 10677), under the 19.2 GiB limit,
+    # with the 1.8 GiB of address space the process holds before its data: near the 18.8 GiB limit
+    assert expect[("als", "single", 10_000_000)] == "ok or MemoryError (near the limit)"
+    assert expect[("als", "single", 3_000_000)] == "ok" and expect[("als", "single", 30_000_000)] == "MemoryError"
     assert expect[("als", "single", 100_000_000)] == scaling.SKIPPED
     assert expect[("pipeline", "single", 3_000_000)] == "ok"
     assert expect[("pipeline", "single", 10_000_000)] == "MemoryError"
