@@ -286,3 +286,23 @@ def test_no_stub_puts_fill_in_after_a_dot(solution):
     for index in analyse(nb, solution.name).todo_cells:
         for region in solution_regions(nb.cells[index].source):
             assert not any(re.search(r"\.\s*<FILL_IN>", line) for line in region.stub), f"cell {index}"
+
+
+@pytest.mark.parametrize("stem, api, names", [
+    ("ML14L_Pandas_UDF_Lab", ".applyInPandas(", ["schema", "returns exactly the schema's columns",
+                                                 "not one model fitted on every room type", "group by room_type"]),
+    ("ML09L_Hyperopt_Lab", "algo=tpe.suggest", ["tpe.suggest", "seeded with 42", "max_evals", "lowest loss"]),
+])
+def test_day_four_labs_practise_what_day_four_taught(stem, api, names):
+    """Issue 21, point 4: ML14L trains and scores per group with applyInPandas, ML09L runs Hyperopt's
+    TPE, each in a TODO answer (not given code), with catalogued mistakes that its checks name."""
+    from includes.tools.labs import solution_regions
+    from tests.course_plugin import load_catalogue
+
+    solution = next(path for path in SOLUTIONS if path.stem == stem)
+    nb = nbformat.read(solution, as_version=4)
+    cells = [nb.cells[i] for i in analyse(nb, solution.name).todo_cells
+             if any(api in "\n".join(region.answer) for region in solution_regions(nb.cells[i].source))]
+    assert len(cells) == 1, f"{stem}: no TODO answer uses {api}"
+    expected = {mistake.expect for mistake in load_catalogue(solution) if mistake.cell == cells[0].get("id")}
+    assert set(names) <= expected, f"{stem}: the catalogue of the {api} cell names {sorted(expected)}"
