@@ -44,7 +44,27 @@ def load(path, allow_quick: bool = False) -> dict:
     if results.get("mode") != "full" and not allow_quick:
         raise ValueError(f"{path} holds a {results.get('mode')} mode's smoke test, not measurements "
                          "(load(..., allow_quick=True) to draw it anyway)")
+    problems = problems_of(results)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems[:5]))
     return results
+
+
+def problems_of(results: dict) -> list[str]:
+    """What a results file lacks: the machine's description, a record's keys, an ok run's numbers."""
+    problems = [f"machine lacks {key}" for key in ("cpu", "logical_cores", "ram_bytes", "os", "spark", "numpy")
+                if key not in results.get("machine", {})]
+    for index, record in enumerate(results.get("records", [])):
+        missing = [k for k in ("workload", "backend", "size", "run", "outcome") if k not in record]
+        if record.get("outcome") == OK:
+            missing += [k for k in ("seconds", "peak_rss_bytes", "process_seconds") if k not in record]
+        elif record.get("outcome") != SKIPPED:
+            missing += [k for k in ("peak_rss_bytes", "process_seconds") if k not in record]
+        if missing:
+            problems.append(f"record {index} lacks {', '.join(missing)}")
+    if not results.get("records"):
+        problems.append("no records")
+    return problems
 
 
 def points(results: dict, workload: str, backend: str) -> list[dict]:

@@ -258,7 +258,8 @@ def _record(workload, backend, size, seconds=None, outcome="ok", peak=GIB, run=0
 
 
 def _results(records):
-    return {"format": scaling.FORMAT, "mode": "full", "machine": {"ram_bytes": 24 * GIB},
+    machine = {"ram_bytes": 24 * GIB, "cpu": "x", "logical_cores": 2, "os": "Linux", "spark": "4.2.0", "numpy": "2.4.6"}
+    return {"format": scaling.FORMAT, "mode": "full", "machine": machine,
             "settings": {"single_address_space": int(19.2 * GIB)}, "records": records}
 
 
@@ -337,3 +338,32 @@ def test_plot_draws_time_and_memory_with_the_marks(tmp_path):
     with pytest.raises(ValueError, match="quick mode's smoke test, not measurements"):
         scaling_plot.load(tmp_path / "quick.json")
     assert scaling_plot.load(tmp_path / "quick.json", allow_quick=True)["mode"] == "quick"
+
+
+def test_the_committed_quick_run_is_a_complete_smoke_test():
+    """benchmarks/results/scaling-quick.json: the quick mode's output (tiny sizes, a machine under
+    load: not a measurement), every workload on every backend, every point ok, drawable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = ROOT / "benchmarks" / "results" / "scaling-quick.json"
+    with pytest.raises(ValueError, match="smoke test"):
+        scaling_plot.load(path)
+    results = scaling_plot.load(path, allow_quick=True)
+    assert results["mode"] == "quick" and results["format"] == scaling.FORMAT
+    points = {(r["workload"], r["backend"], r["size"]): r["outcome"] for r in results["records"]}
+    assert points == {(w, b, n): "ok" for w in scaling.WORKLOADS for b in scaling.BACKENDS for n in scaling.QUICK_SIZES}
+    spark = [r for r in results["records"] if r["backend"] != "single"]
+    assert all(r["startup_seconds"] > 0 for r in spark)
+    cluster = [r for r in results["records"] if r["backend"] == "cluster"]
+    assert all(r["peak_rss_bytes"] > r["peak_process_rss_bytes"] for r in cluster), "the worker's tree is counted"
+    plt.close(scaling_plot.plot_scaling(results))
+
+
+def test_load_names_what_a_results_file_lacks(tmp_path):
+    broken = {**SYNTHETIC, "records": [{k: v for k, v in SYNTHETIC["records"][0].items() if k != "seconds"}]}
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="record 0 lacks seconds"):
+        scaling_plot.load(tmp_path / "broken.json")
