@@ -141,9 +141,18 @@ def describe_size(size: float) -> str:
     return f"{mantissa:.1f}e{exponent}" if round(mantissa, 1) != 1 else f"1e{exponent}"
 
 
+def _tick_label(value: float, _position=None) -> str:
+    """Plain numbers on a log axis, at 1, 2 and 5 times a power of ten only."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    return f"{value:g}" if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 5)) else ""
+
+
 def plot_scaling(results: dict, workloads=None, backends=None, figsize_per_row=(11, 3.6)):
     """A figure: one row per workload, time (left) and peak memory (right) against size, log-log."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     present = []
     for record in results["records"]:
@@ -200,6 +209,8 @@ def plot_scaling(results: dict, workloads=None, backends=None, figsize_per_row=(
                 ax.set_xlim(sizes[0] / 3, sizes[0] * 3)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_tick_label))
             ax.set_xlabel(unit)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="major", alpha=0.3)

@@ -328,6 +328,8 @@ def test_plot_draws_time_and_memory_with_the_marks(tmp_path):
     assert "RAM 24 GiB" in memory_labels and "one process's limit 19.2 GiB" in memory_labels
     assert "MemoryError" in [t.get_text() for t in axes[0].texts]
     assert "killed (SIGKILL)" in [t.get_text() for t in axes[2].texts]
+    ticks = [axes[0].yaxis.get_major_formatter()(v) for v in (1, 2, 3, 5, 10, 40, 100)]
+    assert ticks == ["1", "2", "", "5", "10", "", "100"], "plain seconds at 1, 2, 5 x 10^k"
     plt.close(figure)
     out = tmp_path / "plot.png"
     assert scaling_plot.main([str(path), str(out)]) == 0 and out.stat().st_size > 10_000
