@@ -663,15 +663,16 @@ SINGLE_BASELINE_BYTES = int(1.8 * (1 << 30))
 def single_peak_bytes(workload: str, size: int, one_hot: int = ONE_HOT_COLUMNS) -> float:
     """On paper: what the single-process version holds at its peak, in bytes.
 
-    - pipeline: the frame (27 float64 + 7 string references = 272 B/row) and three copies of the
-      dense design matrix (one-hot + 26 numeric float64 columns: ColumnTransformer's output,
-      LinearRegression's centred copy, LAPACK's copy in lstsq).
+    - pipeline: the frame (27 float64 + 7 string references = 272 B/row) and four copies of the
+      dense design matrix (one-hot + 26 numeric float64 columns): ColumnTransformer's parts and
+      their stacked output, LinearRegression's centred copy, LAPACK's copy in lstsq. (Measured at
+      10^6 rows on the reference machine: 3.5 GiB of RSS, this says 3.4 GiB.)
     - als: the dense ratings R, the mask M and the temporary M * R: 3 * 8 * users * items.
     - scoring: the frame of 26 float64 features, Arrow's copy while reading, the float32 copy the
       forest predicts on: (2 * 208 + 104) B/row.
     """
     if workload == "pipeline":
-        return size * (272 + 3 * 8 * (one_hot + 26))
+        return size * (272 + 4 * 8 * (one_hot + 26))
     if workload == "als":
         users, items = movielens_shape(size)
         return 3 * 8 * users * items
@@ -684,14 +685,15 @@ def single_peak_bytes(workload: str, size: int, one_hot: int = ONE_HOT_COLUMNS) 
 # seconds of a run = start-up + fixed + size / rows per second, per (workload, backend).
 # - pipeline: four passes over the data in Spark (StringIndexer, Imputer's quantiles, the
 #   regression's summary and its normal equations: a 106 x 106 outer product per row); pandas
-#   reads once, one-hot encodes and solves least squares (about 10 n p^2 flops).
+#   reads once, one-hot encodes and solves least squares with LAPACK's SVD-based gelsd (90 s at
+#   10^6 rows measured under a load of 5-10 on the 2 cores: about 25,000 rows/s idle).
 # - als (Spark): 10 iterations of two half-steps over every rating, plus building the blocks;
 #   the NumPy side is estimated from its flops instead (ALS_DENSE_FLOPS).
 # - scoring: 50 trees of depth 10, about 4 us a row on one core (the forest's n_jobs=1), two
 #   cores in Spark, plus Arrow's copies to and from the Python workers.
 STARTUP_SECONDS = {"single": 2.0, "local": 12.0, "cluster": 18.0}
 PLAN_SPEED = {
-    ("pipeline", "single"): (1.0, 150_000), ("pipeline", "local"): (5.0, 250_000),
+    ("pipeline", "single"): (1.0, 25_000), ("pipeline", "local"): (5.0, 250_000),
     ("pipeline", "cluster"): (8.0, 200_000),
     ("als", "single"): (1.0, None), ("als", "local"): (5.0, 150_000), ("als", "cluster"): (8.0, 120_000),
     ("scoring", "single"): (1.0, 220_000), ("scoring", "local"): (5.0, 350_000),

@@ -114,7 +114,7 @@ def test_one_hot_width_and_on_paper_memory():
     assert len(scaling.scoring_features(base.columns, base.dtypes)) == 26
     users, items = scaling.movielens_shape(10**6)
     assert scaling.single_peak_bytes("als", 10**6) == 3 * 8 * users * items
-    assert scaling.single_peak_bytes("pipeline", 10**6) == 10**6 * (272 + 24 * (scaling.ONE_HOT_COLUMNS + 26))
+    assert scaling.single_peak_bytes("pipeline", 10**6) == 10**6 * (272 + 32 * (scaling.ONE_HOT_COLUMNS + 26))
 
 
 def test_plan_expects_the_walls_on_a_24_gib_machine():
