@@ -682,22 +682,25 @@ def single_peak_bytes(workload: str, size: int, one_hot: int = ONE_HOT_COLUMNS) 
 
 
 # On paper, for --plan (an idle 2-core machine; to be replaced by the full run's measurements):
-# seconds of a run = start-up + fixed + size / rows per second, per (workload, backend).
+# seconds of a run = start-up + fixed + size / rows per second, per (workload, backend). The rates
+# are half the speed of probes at 10^6 rows on the reference machine under a load of 5-10 (from
+# other work) on its 2 cores: pipeline one process 90 s, Spark local 59 s; ALS NumPy 16.6 s, Spark
+# 24 s; scoring one process 8.8 s, Spark 31 s (start-ups apart). The cluster: local's, a fifth
+# slower (quick mode's ratio).
 # - pipeline: four passes over the data in Spark (StringIndexer, Imputer's quantiles, the
 #   regression's summary and its normal equations: a 106 x 106 outer product per row); pandas
-#   reads once, one-hot encodes and solves least squares with LAPACK's SVD-based gelsd (90 s at
-#   10^6 rows measured under a load of 5-10 on the 2 cores: about 25,000 rows/s idle).
+#   reads once, one-hot encodes and solves least squares with LAPACK's SVD-based gelsd.
 # - als (Spark): 10 iterations of two half-steps over every rating, plus building the blocks;
 #   the NumPy side is estimated from its flops instead (ALS_DENSE_FLOPS).
-# - scoring: 50 trees of depth 10, about 4 us a row on one core (the forest's n_jobs=1), two
-#   cores in Spark, plus Arrow's copies to and from the Python workers.
+# - scoring: 50 trees of depth 10 on one core (the forest's n_jobs=1), on two in Spark, which
+#   also moves every row through Arrow to its Python workers and back and writes Parquet.
 STARTUP_SECONDS = {"single": 2.0, "local": 12.0, "cluster": 18.0}
 PLAN_SPEED = {
-    ("pipeline", "single"): (1.0, 25_000), ("pipeline", "local"): (5.0, 250_000),
-    ("pipeline", "cluster"): (8.0, 200_000),
-    ("als", "single"): (1.0, None), ("als", "local"): (5.0, 150_000), ("als", "cluster"): (8.0, 120_000),
-    ("scoring", "single"): (1.0, 220_000), ("scoring", "local"): (5.0, 350_000),
-    ("scoring", "cluster"): (8.0, 300_000),
+    ("pipeline", "single"): (1.0, 25_000), ("pipeline", "local"): (20.0, 60_000),
+    ("pipeline", "cluster"): (25.0, 50_000),
+    ("als", "single"): (1.0, None), ("als", "local"): (15.0, 200_000), ("als", "cluster"): (20.0, 170_000),
+    ("scoring", "single"): (1.0, 220_000), ("scoring", "local"): (14.0, 125_000),
+    ("scoring", "cluster"): (18.0, 105_000),
 }
 ALS_DENSE_FLOPS = 15e9  # dense ALS: M @ outer (2 * users * items * rank^2 flops per side) with 2 BLAS threads
 GENERATE_ROWS_PER_SECOND = {"listings": 400_000, "ratings": 800_000}  # on paper, idle
