@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from includes.lessons.serving import end_child, read_line
+
 HOST = "127.0.0.1"
 START = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)  # event time of the corpus' first second
 FIELDS = ("id", "event_time", "user", "lang", "text")
@@ -409,7 +411,7 @@ class ServerProcess:
         self.process = subprocess.Popen(command, cwd=COURSE_ROOT, env=env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + self.timeout
-        line = _readline(self.process.stdout, self.timeout)
+        line = read_line(self.process.stdout, self.timeout)
         if not line.startswith(READY):
             self.stop()
             raise RuntimeError(f"the posts server did not start (it said {line!r}); "
@@ -433,17 +435,7 @@ class ServerProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.returncode = self.process.returncode
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe:
-                pipe.close()
+        self.returncode = end_child(self.process, 10)
         self.process = None
 
     def __enter__(self) -> ServerProcess:
@@ -451,15 +443,6 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _readline(stream, timeout: float) -> str:
-    """One line from a child's stdout, or '' after ``timeout`` seconds."""
-    result = [""]
-    reader = threading.Thread(target=lambda: result.__setitem__(0, stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return result[0].strip()
 
 
 def main(argv: list[str] | None = None) -> int:

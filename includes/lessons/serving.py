@@ -247,7 +247,7 @@ class Service:
         self.process = subprocess.Popen(supervisor + (["--log", self.log] if self.log else []) + ["--", *self.command],
                                         cwd=self.cwd or COURSE_ROOT, env=env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
-        line = _readline(self.process.stdout, 30.0)
+        line = read_line(self.process.stdout, 30.0)
         if not line.startswith(READY):
             self._fail(f"its supervisor did not start (it said {line!r})")
         self.pgid = int(line.rsplit(" ", 1)[1])
@@ -291,17 +291,7 @@ class Service:
         """Stop the supervisor and with it the command's process group; safe to call twice."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=self.grace + 15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.returncode = self.process.returncode
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe:
-                pipe.close()
+        self.returncode = end_child(self.process, self.grace + 15)
         self.process = None
         if self.pgid and group_members(self.pgid):  # the supervisor was killed before it could clean up
             stop_group(self.pgid, self.grace)
@@ -314,13 +304,30 @@ class Service:
         self.stop()
 
 
-def _readline(stream, timeout: float) -> str:
-    """One line from a child's stdout, or '' after ``timeout`` seconds."""
+def read_line(stream, timeout: float) -> str:
+    """One line from a child's stdout, or '' after ``timeout`` seconds (the posts server's and the
+    supervisor's start-up line)."""
     result = [""]
     reader = threading.Thread(target=lambda: result.__setitem__(0, stream.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     return result[0].strip()
+
+
+def end_child(process: subprocess.Popen, wait: float) -> int:
+    """Terminate a child started with pipes (killed if it has not exited after ``wait`` seconds),
+    close its pipes, and return its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe:
+            pipe.close()
+    return process.returncode
 
 
 # ------------------------------------------------------------------------------------------------
