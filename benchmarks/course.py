@@ -18,8 +18,13 @@ session starts on first use, so sections that need no Spark stay fast):
   and ML16's baseline predictor + ALS on its residuals.
 - ``jester``: the Jester lab (ML16L): loading, Arrow on/off, NumPy ALS against Spark ALS.
 - ``streaming``: ML17's streaming SGD on MovieLens latest-small replayed as files: per-batch
-  latency and throughput, with and without the per-batch held-out evaluation, and with larger
-  batches.
+  latency, Spark jobs per batch and throughput, with and without the per-batch held-out
+  evaluation, and with larger batches; the final held-out RMSE against batch ALS retrained on all
+  training ratings. Results: ``benchmarks/results/streaming.json``.
+- ``serving``: one (user, movie) prediction from ML17's offline factor tables: cached DataFrames
+  (filter + first), a Delta table in one file and one range-partitioned by id (data skipping), an
+  RDD partitioned by id (``lookup``), a dict and NumPy arrays on the driver; median and p95
+  latency per request. Results: ``benchmarks/results/serving.json``.
 - ``tuning``: the Airbnb price models: ML08's CrossValidator grid with parallelism 1 and 2, ML09's
   Hyperopt TPE, random search and Optuna TPE on its budget and a larger one (best validation
   RMSE, seconds), ML09L's SparkTrials with parallelism 1 and 2.
@@ -276,15 +281,38 @@ def bench_jester(bench: Bench) -> None:
 # The settings of ML17; keep them in step with the notebook.
 ML17_SPLIT = {"heldout_fraction": 0.1, "seed": 42, "offline_fraction": 0.6}
 ML17_RANK = 10  # the offline model is sa.fit_offline_model with its defaults (as in the notebook)
-ML17_SGD = {"gamma": 0.005, "reg": 0.1, "init_scale": 0.01, "seed": 42}
+# the setting ML17's replay chooses on the stream's own ratings (section 6); keep in step with the notebook
+ML17_SGD = {"gamma": 0.05, "reg": 0.1, "kappa": 25.0, "epochs": 3, "init_scale": 0.01, "seed": 42}
 ML17_FILES = 10
 ML17_CONF = {"spark.sql.shuffle.partitions": "2", "spark.databricks.delta.snapshotPartitions": "2"}
 # (number of replay files, held-out RMSE after every batch?) for the throughput runs
 ML17_RUNS = [(ML17_FILES, True), (ML17_FILES, False), (3, True)]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def save_results(section_name: str, rows: list[dict], notes: str = "") -> Path:
+    """Write a section's table to ``benchmarks/results/<section>.json`` with the machine's description."""
+    import datetime as dt
+    import json
+    import platform
+
+    import pyspark
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{section_name}.json"
+    path.write_text(json.dumps({
+        "section": section_name,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "pyspark": pyspark.__version__},
+        "rows": rows, "notes": notes}, indent=1) + "\n")
+    print(f"(results written to {path.relative_to(COURSE_ROOT)})")
+    return path
 
 
 def _ml17_offline_model(spark):
-    """ML17's data split and offline model: (offline_df, stream_df, heldout_df, mu, users_df, items_df)."""
+    """ML17's data split and offline model: (offline_df, stream_df, heldout_df, mu, users_df, items_df, train_df)."""
     from pyspark.sql import functions as F
 
     from includes.lessons import streaming_sgd as sa
@@ -296,7 +324,12 @@ def _ml17_offline_model(spark):
     offline_df = train_df.filter(F.col("timestamp") < cutoff).cache()
     stream_df = train_df.filter(F.col("timestamp") >= cutoff).cache()
     mu, users_df, items_df = sa.fit_offline_model(offline_df, rank=ML17_RANK)
-    return offline_df, stream_df, heldout_df.cache(), mu, users_df, items_df
+    return offline_df, stream_df, heldout_df.cache(), mu, users_df, items_df, train_df
+
+
+def _spark_jobs(spark) -> int:
+    """Spark jobs started so far in this application (the DAG scheduler's job counter)."""
+    return spark.sparkContext._jsc.sc().dagScheduler().numTotalJobs()
 
 
 @section("streaming", "MovieLens latest-small replayed as files: streaming SGD throughput and per-batch latency (ML17)",
@@ -309,11 +342,16 @@ def bench_streaming(bench: Bench) -> None:
     from includes.lessons.replay import ReplayFiles, replay_stream
     from includes.paths import work_root
     spark = bench.spark
-    (offline_df, stream_df, heldout_df, mu, users_df, items_df), fit_seconds = bench.timed(_ml17_offline_model, spark)
+    (offline_df, stream_df, heldout_df, mu, users_df, items_df, train_df), fit_seconds = bench.timed(
+        _ml17_offline_model, spark)
     offline_count, stream_count = offline_df.count(), stream_df.count()
     print(f"offline model (baseline + residual ALS rank {ML17_RANK}, {offline_count} ratings): "
           f"{fit_seconds:.1f} s; stream: {stream_count} ratings")
+    batch_mu, batch_users, batch_items = sa.fit_offline_model(train_df, rank=ML17_RANK)
+    batch_rmse = sa.rmse(heldout_df, batch_users, batch_items, batch_mu)
+    print(f"batch ALS retrained on all training ratings (the notebook's yardstick): held-out RMSE {batch_rmse:.4f}")
     params = sa.SGDParams(rank=ML17_RANK, **ML17_SGD)
+    print(f"SGD settings: {ML17_SGD}")
 
     rows = []
     # as in the notebook: 2 shuffle (and Delta log replay) partitions for the small micro-batches
@@ -328,32 +366,163 @@ def bench_streaming(bench: Bench) -> None:
                 _, init_seconds = bench.timed(model.initialize, users_df, items_df, heldout_df, mu, offline_count)
                 replay = ReplayFiles(stream_df, n_files, order_by=sa.REPLAY_ORDER, prefix="ratings")
                 replay.write(f"{root}/incoming")
-                started = time.perf_counter()
+                started, jobs_before = time.perf_counter(), _spark_jobs(spark)
                 query = (replay_stream(spark, f"{root}/incoming", sa.RATINGS_DDL).writeStream.foreachBatch(model)
                          .option("checkpointLocation", f"{root}/checkpoint").trigger(availableNow=True).start())
                 query.awaitTermination()
-                wall = time.perf_counter() - started
+                wall, jobs = time.perf_counter() - started, _spark_jobs(spark) - jobs_before
                 batches = [p for p in query.recentProgress if p["numInputRows"]]
                 seconds = [p["durationMs"]["triggerExecution"] / 1000 for p in batches]
+                in_function = [p["durationMs"].get("addBatch", 0) / 1000 for p in batches]
                 ratings = sum(p["numInputRows"] for p in batches)
                 final = model.last_progress(spark)
                 rows.append({
                     "files": n_files,
-                    "ratings/batch": f"{ratings / len(batches):.0f}",
+                    "ratings/batch": round(ratings / len(batches)),
                     "held-out eval": "yes" if evaluate else "no",
-                    "init s": f"{init_seconds:.1f}",
-                    "batch s median (min-max)": f"{statistics.median(seconds):.1f} ({min(seconds):.1f}-{max(seconds):.1f})",
-                    "query wall s": f"{wall:.1f}",
-                    "ratings/s": f"{ratings / sum(seconds):.0f}",
-                    "ratings/s median batch": f"{ratings / len(batches) / statistics.median(seconds):.0f}",
-                    "final held-out RMSE": "-" if final.heldout_rmse is None else f"{final.heldout_rmse:.4f}",
+                    "init s": round(init_seconds, 1),
+                    "batch s median": round(statistics.median(seconds), 2),
+                    "batch s min-max": f"{min(seconds):.2f}-{max(seconds):.2f}",
+                    "foreachBatch s median": round(statistics.median(in_function), 2),
+                    "Spark jobs/batch": round(jobs / len(batches), 1),
+                    "query wall s": round(wall, 1),
+                    "ratings/s": round(ratings / sum(seconds)),
+                    "ratings/s median batch": round(ratings / len(batches) / statistics.median(seconds)),
+                    "final held-out RMSE": None if final.heldout_rmse is None else round(final.heldout_rmse, 4),
+                    "vs batch ALS": None if final.heldout_rmse is None
+                    else f"{(final.heldout_rmse / batch_rmse - 1) * 100:+.1f} %",
                 })
     finally:
         for key, value in saved.items():
             spark.conf.set(key, value)
     print_table(rows, list(rows[0]))
-    print("batch s: a micro-batch's triggerExecution time (the query's progress reports); ratings/s: all streamed "
-          "ratings / sum of the batch times; ratings/s median batch: ratings per batch / median batch time")
+    notes = ("batch s: a micro-batch's triggerExecution time (the query's progress reports); foreachBatch s: its "
+             "addBatch part (the batch function: toPandas of the batch, the NumPy update, the model's Delta write, "
+             "the held-out RMSE, the progress row); Spark jobs/batch: all jobs of the query / batches; ratings/s: all "
+             "streamed ratings / sum of the batch times; ratings/s median batch: ratings per batch / median batch "
+             f"time; vs batch ALS: against the batch model retrained on all training ratings ({batch_rmse:.4f})")
+    print(notes)
+    save_results("streaming", rows, notes)
+
+
+ML17_SERVING_REQUESTS = {"spark": 200, "driver": 2000}  # timed requests per way (after 10 warm-up ones)
+ML17_SERVING_PARTITIONS = 16
+
+
+def _by_id(key: int) -> int:
+    """The partition function of the keyed RDDs: the id itself (modulo the partitions), so that
+    ``lookup`` needs no string hashing (PySpark's default refuses to run without PYTHONHASHSEED)."""
+    return int(key)
+
+
+@section("serving", "One (user, movie) prediction from ML17's factor tables: DataFrame filter + collect, Delta "
+         "table with and without id ranges per file, RDD partitioned by id + lookup, driver dict (ML17)",
+         datasets=("ml-latest-small",))
+def bench_serving(bench: Bench) -> None:
+    import statistics
+    import tempfile
+
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from includes.lessons import streaming_sgd as sa
+    from includes.paths import work_root
+    spark = bench.spark
+    _, _, heldout_df, mu, users_df, items_df, _ = _ml17_offline_model(spark)
+    users_df, items_df = users_df.cache(), items_df.cache()
+    n_users, n_items = users_df.count(), items_df.count()
+    # requests: (user, movie) pairs of the held-out set, in a seeded random order
+    pairs = heldout_df.select("userId", "movieId").orderBy("userId", "movieId").toPandas()
+    pairs = pairs.sample(frac=1.0, random_state=SEED).reset_index(drop=True)
+    print(f"factor tables: {n_users} users, {n_items} movies, rank {ML17_RANK}; requests: held-out pairs")
+
+    def score(user, item):
+        """mu + b_user + b_item + U . P from two looked-up (bias, factors) pairs (None: unknown, counts 0)."""
+        value = mu
+        if user is not None:
+            value += user[0]
+        if item is not None:
+            value += item[0]
+        if user is not None and item is not None:
+            value += float(np.dot(user[1], item[1]))
+        return value
+
+    def first(df, key, value):
+        row = df.filter(F.col(key) == int(value)).select("bias", "factors").first()
+        return None if row is None else (row.bias, np.asarray(row.factors))
+
+    def dataframe_way(users, items):
+        return lambda u, m: score(first(users, "userId", u), first(items, "movieId", m))
+
+    ways = {}
+    # 1. the factors as cached DataFrames: a filter and a collect (first) per side
+    ways["DataFrame (cached), filter + first()"] = ("spark", dataframe_way(users_df, items_df))
+    with tempfile.TemporaryDirectory(prefix="serving-", dir=work_root()) as scratch:
+        # 2. a Delta table in one file: every lookup reads the whole file
+        # 3. a Delta table range-partitioned by id into 16 sorted files: Delta's per-file min/max
+        #    statistics let the filter skip all files but one
+        for label, layout in (("Delta table, one file", lambda df, key: df.coalesce(1)),
+                              (f"Delta table, {ML17_SERVING_PARTITIONS} files by id range (data skipping)",
+                               lambda df, key: df.repartitionByRange(ML17_SERVING_PARTITIONS, key)
+                               .sortWithinPartitions(key))):
+            tables = []
+            for df, key, name in ((users_df, "userId", "users"), (items_df, "movieId", "items")):
+                path = f"{scratch}/{len(ways)}-{name}"
+                layout(df, key).write.format("delta").save(path)
+                tables.append(spark.read.format("delta").load(path))
+            ways[label] = ("spark", dataframe_way(*tables))
+        # 4. 001's advice: an RDD keyed and partitioned by id; lookup(key) runs one task, on its partition
+        keyed = [df.rdd.map(lambda row, key=key: (row[key], (row.bias, np.asarray(row.factors))))
+                 .partitionBy(ML17_SERVING_PARTITIONS, _by_id).cache() for df, key in ((users_df, "userId"), (items_df, "movieId"))]
+        for rdd in keyed:
+            rdd.count()
+
+        def rdd_way(u, m):
+            user, item = keyed[0].lookup(int(u)), keyed[1].lookup(int(m))
+            return score(user[0] if user else None, item[0] if item else None)
+
+        ways[f"RDD partitioned by id ({ML17_SERVING_PARTITIONS}), lookup()"] = ("spark", rdd_way)
+        # 5. a dict on the driver: id -> (bias, NumPy vector), filled once by a collect
+        user_dict = {r.userId: (r.bias, np.asarray(r.factors)) for r in users_df.collect()}
+        item_dict = {r.movieId: (r.bias, np.asarray(r.factors)) for r in items_df.collect()}
+        ways["dict on the driver + NumPy dot"] = ("driver", lambda u, m: score(user_dict.get(u), item_dict.get(m)))
+        # 6. ML17's Factors (NumPy arrays, rows found through a pandas index), as the streaming model holds them
+        users_f, items_f = sa.factors_from_df(users_df, "userId", ML17_RANK), sa.factors_from_df(items_df, "movieId", ML17_RANK)
+
+        def factors_way(u, m):
+            return float(sa.predict_numpy(np.array([u]), np.array([m]), users_f, items_f, mu, -np.inf, np.inf)[0])
+
+        ways["NumPy Factors on the driver (predict_numpy)"] = ("driver", factors_way)
+
+        rows, reference = [], {}
+        for label, (kind, predict) in ways.items():
+            n = ML17_SERVING_REQUESTS[kind]
+            requests = list(pairs.itertuples(index=False, name=None))[:n + 10]
+            for u, m in requests[:10]:  # warm-up
+                predict(u, m)
+            latencies, answers = [], []
+            for u, m in requests[10:]:
+                started = time.perf_counter()
+                answers.append(predict(u, m))
+                latencies.append(time.perf_counter() - started)
+            if not reference:
+                reference = dict(zip(requests[10:], answers))
+            same = max(abs(a - reference[p]) for p, a in zip(requests[10:], answers) if p in reference)
+            latencies_ms = sorted(1000 * v for v in latencies)
+            rows.append({"factors held as": label, "requests": n,
+                         "median ms": round(statistics.median(latencies_ms), 3),
+                         "p95 ms": round(latencies_ms[int(0.95 * (n - 1))], 3),
+                         "requests/s": round(n / sum(latencies)),
+                         "max |diff| vs first way": f"{same:.1e}"})
+        for rdd in keyed:
+            rdd.unpersist()
+    print_table(rows, list(rows[0]))
+    notes = ("one request = the user's and the movie's (bias, factors) looked up and mu + b_u + b_i + U . P computed "
+             "in Python; latency per request with time.perf_counter; the same held-out pairs for every way, in a "
+             f"seeded order; p95 = the 95th percentile. Spark ways: {ML17_SERVING_REQUESTS['spark']} requests, "
+             f"driver ways: {ML17_SERVING_REQUESTS['driver']}.")
+    print(notes)
+    save_results("serving", rows, notes)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""includes/streaming_als.py: the SGD update against hand computations, and exactly-once streaming.
+"""ML17's SGD update (includes/lessons/streaming_update.py, vectorised NumPy) against hand computations
+and the rating-by-rating reference, and exactly-once streaming (includes/lessons/streaming_sgd.py).
 
 The NumPy reference of the update is checked against a small example computed by hand. The
 Spark parts run in a separate process (this file run as a script), because they need a session
@@ -114,13 +115,92 @@ def test_params_are_validated():
         sa.SGDParams(rank=2, gamma=0.0, reg=0.1)
     with pytest.raises(ValueError):
         sa.SGDParams(rank=2, gamma=0.1, reg=-1.0)
+    with pytest.raises(ValueError):
+        sa.SGDParams(rank=2, gamma=0.1, reg=0.1, epochs=0)
+
+
+def factors(table: dict, rank: int, seen: dict | None = None) -> streaming_update.Factors:
+    seen = seen or {}
+    keys = sorted(table)
+    return streaming_update.Factors(np.array(keys, dtype=np.int64), np.array([float(table[k][0]) for k in keys]),
+                                    np.array([table[k][1] for k in keys], dtype=float).reshape(len(keys), rank),
+                                    np.array([seen.get(k, 0) for k in keys], dtype=np.int64))
+
+
+def as_dict(side: streaming_update.Factors) -> dict:
+    return {int(k): (float(b), f.tolist()) for k, b, f in zip(side.ids, side.bias, side.factors)}
+
+
+def ratings_pdf(rows, first_ts: int = 100):
+    import pandas as pd
+
+    return pd.DataFrame([(u, i, r, first_ts + n) for n, (u, i, r) in enumerate(rows)],
+                        columns=["userId", "movieId", "rating", "timestamp"])
+
+
+def test_lesson_update_matches_the_hand_computation():
+    update = streaming_update.sgd_update(ratings_pdf(HAND_RATINGS), factors(HAND_USERS, 2), factors(HAND_ITEMS, 2),
+                                         3.0, sa.SGDParams(rank=2, gamma=0.1, reg=0.5))
+    assert_tables_close(as_dict(update.users), HAND_EXPECTED_USERS)
+    assert_tables_close(as_dict(update.items), HAND_EXPECTED_ITEMS)
+    stats = update.stats
+    assert (stats["ratings"], stats["users"], stats["items"], stats["new_users"], stats["new_items"]) == (3, 2, 2, 0, 0)
+    assert stats["batch_rmse"] == pytest.approx(HAND_BATCH_RMSE)
+    assert stats["rating_sum"] == 12.0
+    assert (stats["first_timestamp"], stats["last_timestamp"]) == (100, 102)
+
+
+def test_lesson_update_with_several_epochs_and_new_entities_matches_the_reference():
+    """Three passes over a batch with repeated users and items, some of them new, with ratings
+    seen before and kappa, against the rating-by-rating reference; an empty batch changes nothing."""
+    rng = np.random.default_rng(3)
+    users = {u: (float(rng.normal(0, 0.3)), rng.normal(0, 0.3, 4).tolist()) for u in range(1, 9)}
+    items = {i: (float(rng.normal(0, 0.3)), rng.normal(0, 0.3, 4).tolist()) for i in range(1, 13)}
+    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(1, 12, 80), rng.integers(1, 16, 80))}
+    rows = [(u, i, float(rng.integers(1, 11)) / 2) for u, i in sorted(pairs)]
+    user_seen, item_seen = {u: 3 * u for u in users}, {i: i % 4 for i in items}
+    params = sa.SGDParams(rank=4, gamma=0.2, reg=0.1, kappa=2.0, epochs=3, init_scale=0.1, seed=7)
+    update = streaming_update.sgd_update(ratings_pdf(rows), factors(users, 4, user_seen), factors(items, 4, item_seen),
+                                         3.4, params)
+    assert (update.stats["new_users"], update.stats["new_items"]) == (
+        len({u for u, _, _ in rows} - set(users)), len({i for _, i, _ in rows} - set(items)))
+    new_users = as_dict(update.users)
+    full_users, full_items = dict(users), dict(items)
+    for key in set(new_users) - set(users):
+        start = streaming_update.init_factors(np.array([key]), 4, 0.1, 7, "user")[0]
+        full_users[key] = (0.0, start)
+    for key in set(as_dict(update.items)) - set(items):
+        full_items[key] = (0.0, streaming_update.init_factors(np.array([key]), 4, 0.1, 7, "item")[0])
+    seen = {**{("user", k): v for k, v in user_seen.items()}, **{("item", k): v for k, v in item_seen.items()}}
+    _, _, ref_users, ref_items = sa.sgd_update_numpy(3.4, 100, full_users, full_items, rows, 0.2, 0.1, epochs=3,
+                                                     kappa=2.0, seen=seen)
+    assert_tables_close(new_users, ref_users, 1e-12)
+    assert_tables_close(as_dict(update.items), ref_items, 1e-12)
+    # the counts went up by the batch's ratings
+    assert dict(zip(update.users.ids.tolist(), update.users.seen.tolist())) == {
+        k: v for (side, k), v in seen.items() if side == "user"}
+    one_pass = streaming_update.sgd_update(ratings_pdf(rows), factors(users, 4, user_seen), factors(items, 4, item_seen),
+                                           3.4, sa.SGDParams(rank=4, gamma=0.2, reg=0.1, kappa=2.0, epochs=1,
+                                                        init_scale=0.1, seed=7))
+    assert one_pass.stats["batch_rmse"] == update.stats["batch_rmse"]  # measured before the first pass
+    assert max(abs(one_pass.users.bias - update.users.bias)) > 1e-3  # the extra passes did move the model
+    empty = streaming_update.sgd_update(ratings_pdf([]), factors(users, 4), factors(items, 4), 3.4, params)
+    assert as_dict(empty.users) == as_dict(factors(users, 4)) and empty.stats["ratings"] == 0
+
+
+def initial_factors() -> dict:
+    """The start every new entity of the scenarios gets: {salt: {id: factors}} for ids 1..199."""
+    ids = np.arange(1, 200)
+    return {salt: dict(zip(ids.tolist(), streaming_update.init_factors(ids, RANK, PARAMS["init_scale"],
+                                                                       PARAMS["seed"], salt).tolist()))
+            for salt in ("user", "item")}
 
 
 # ------------------------------------------------------------------------------------------------
 # Synthetic data for the streaming scenarios
 # ------------------------------------------------------------------------------------------------
 RANK = 3
-PARAMS = dict(rank=RANK, gamma=0.05, reg=0.1, init_scale=0.1, seed=7)
+PARAMS = dict(rank=RANK, gamma=0.05, reg=0.1, kappa=5.0, epochs=2, init_scale=0.1, seed=7)
 N_FILES = 2
 STREAM_RATINGS = 2400
 
@@ -157,7 +237,6 @@ def synthetic_data(seed: int = 11):
 
 
 def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the subprocess
-    from pyspark.sql import functions as F
 
     from includes.runtime.spark import start_session
 
@@ -169,29 +248,8 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
     params = sa.SGDParams(**PARAMS)
     results: dict = {}
 
-    # 1. the hand example through the Spark implementation
     def table_df(table, key, ddl):
         return spark.createDataFrame([(k, float(b), [float(x) for x in f]) for k, (b, f) in table.items()], ddl)
-
-    hand_batch = spark.createDataFrame([(u, i, r, 100 + n) for n, (u, i, r) in enumerate(HAND_RATINGS)], sa.RATINGS_DDL)
-    update = streaming_update.sgd_update(hand_batch, table_df(HAND_USERS, "userId", sa.USERS_DDL),
-                           table_df(HAND_ITEMS, "movieId", sa.ITEMS_DDL), 3.0,
-                           sa.SGDParams(rank=2, gamma=0.1, reg=0.5))
-    results["hand"] = {
-        "users": {r.userId: (r.bias, r.factors) for r in update.users.collect()},
-        "items": {r.movieId: (r.bias, r.factors) for r in update.items.collect()},
-        "stats": update.stats.asDict(),
-    }
-
-    # 2. the initial factors every new entity will get (for the NumPy reference)
-    ids = spark.range(1, 200).select(F.col("id").cast("int").alias("id"))
-    results["init"] = {
-        salt: {r.id: r.f for r in ids.select("id", streaming_update.init_factors("id", RANK, params.init_scale, params.seed, salt)
-                                            .alias("f")).collect()}
-        for salt in ("user", "item")
-    }
-    results["init_again"] = {r.id: r.f for r in ids.select(
-        "id", streaming_update.init_factors("id", RANK, params.init_scale, params.seed, "user").alias("f")).collect()}
 
     stream_df = spark.createDataFrame(data["stream"], sa.RATINGS_DDL)
     replay = ReplayFiles(stream_df, N_FILES, order_by=sa.REPLAY_ORDER, prefix="ratings")
@@ -305,47 +363,39 @@ def scenarios(tmp_path_factory):
     for name in ("all", "interrupted", "replayed"):
         results[name]["users"] = keyed(results[name]["users"])
         results[name]["items"] = keyed(results[name]["items"])
-    for salt in ("user", "item"):
-        results["init"][salt] = {int(k): v for k, v in results["init"][salt].items()}
-    results["hand"]["users"] = keyed(results["hand"]["users"])
-    results["hand"]["items"] = keyed(results["hand"]["items"])
     return results
 
 
-def test_spark_update_matches_the_hand_computation(scenarios):
-    hand = scenarios["hand"]
-    assert_tables_close(hand["users"], HAND_EXPECTED_USERS)
-    assert_tables_close(hand["items"], HAND_EXPECTED_ITEMS)
-    stats = hand["stats"]
-    assert (stats["ratings"], stats["users"], stats["items"], stats["new_users"], stats["new_items"]) == (3, 2, 2, 0, 0)
-    assert stats["batch_rmse"] == pytest.approx(HAND_BATCH_RMSE)
-    assert stats["rating_sum"] == 12.0
-
-
-def test_new_entities_start_small_seeded_and_distinct(scenarios):
-    init = scenarios["init"]
+def test_new_entities_start_small_seeded_and_distinct():
+    init = initial_factors()
     users = np.array([init["user"][k] for k in sorted(init["user"])])
     assert users.shape == (199, RANK)
     assert np.abs(users).max() <= PARAMS["init_scale"] + 1e-12
     assert np.abs(users).mean() > PARAMS["init_scale"] / 4  # not all (near) zero
     assert len({tuple(row) for row in users}) == 199  # every id its own start
     assert init["user"][5] != init["item"][5]  # users and items draw different numbers
-    assert scenarios["init_again"] == {str(k): v for k, v in init["user"].items()}  # deterministic
+    assert initial_factors()["user"] == init["user"]  # deterministic
+    # an id's start does not depend on the other ids of its batch
+    alone = streaming_update.init_factors(np.array([5]), RANK, PARAMS["init_scale"], PARAMS["seed"], "user")
+    assert alone[0].tolist() == init["user"][5]
 
 
-def numpy_reference(scenarios):
-    """The offline tables updated file by file with sgd_update_numpy."""
+def numpy_reference(scenarios, counts: dict | None = None):
+    """The offline tables updated file by file with sgd_update_numpy (``counts``, if given, ends
+    with the ratings seen per entity)."""
     data = synthetic_data()
     users = {k: (b, np.array(f)) for k, (b, f) in data["users"].items()}
     items = {k: (b, np.array(f)) for k, (b, f) in data["items"].items()}
     mu, seen = data["mu"], data["seen"]
-    init = scenarios["init"]
+    counts = {} if counts is None else counts  # ratings seen per entity (the offline tables carry none)
+    init = initial_factors()
     for rows in scenarios["files"]:
         ratings = [(int(u), int(i), float(r)) for u, i, r in rows]
         for u, i, _ in ratings:
             users.setdefault(u, (0.0, np.array(init["user"][u])))
             items.setdefault(i, (0.0, np.array(init["item"][i])))
-        mu, seen, users, items = sa.sgd_update_numpy(mu, seen, users, items, ratings, PARAMS["gamma"], PARAMS["reg"])
+        mu, seen, users, items = sa.sgd_update_numpy(mu, seen, users, items, ratings, PARAMS["gamma"], PARAMS["reg"],
+                                                     PARAMS["epochs"], PARAMS["kappa"], counts)
     return mu, seen, users, items
 
 
@@ -414,9 +464,11 @@ def test_replaying_an_applied_batch_changes_nothing(scenarios):
 
 def test_the_comparison_would_catch_a_batch_applied_twice(scenarios):
     """Negative control: applying the last file once more moves the model far beyond the tolerance."""
-    mu, seen, users, items = numpy_reference(scenarios)
+    counts = {}
+    mu, seen, users, items = numpy_reference(scenarios, counts)
     ratings = [(int(u), int(i), float(r)) for u, i, r in scenarios["files"][-1]]
-    _, _, twice_users, _ = sa.sgd_update_numpy(mu, seen, users, items, ratings, PARAMS["gamma"], PARAMS["reg"])
+    _, _, twice_users, _ = sa.sgd_update_numpy(mu, seen, users, items, ratings, PARAMS["gamma"], PARAMS["reg"],
+                                               PARAMS["epochs"], PARAMS["kappa"], counts)
     moved = max(abs(twice_users[k][0] - users[k][0]) for k in users)
     assert moved > 1e-3
 
