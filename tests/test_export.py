@@ -123,6 +123,6 @@ def test_the_benchmarks_use_the_exported_lab_als():
     """benchmarks/ runs ML16L's NumPy ALS from the module its cells generate, not a copy."""
     exports = collect()
     assert exports["jester_als"].notebook.name == "ML16L_Capstone_Lab_Jester_Jokes.ipynb"
-    sources = "\n".join(path.read_text() for path in (export.COURSE_ROOT / "benchmarks").glob("*.py"))
+    sources = "\n".join(path.read_text() for path in (export.COURSE_ROOT / "benchmarks").rglob("*.py"))
     assert "includes.lessons.jester_als" in sources
     assert "def solve_side" not in sources and "np.linalg.solve(" not in sources

@@ -74,7 +74,7 @@ def test_no_import_cycle():
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
-                         + sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+                         + sorted((ROOT / "benchmarks").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_private_name_from_another_module(path):
     private = [f"{module}.{name}" for module, names in imports(path) if module.startswith("includes")
                for name in names if name.startswith("_")]

@@ -166,16 +166,17 @@ TIMES_NAME = "course-times.json"
 
 
 def write_times(seconds: dict[str, float], wall: float, jobs: int, path: Path) -> Path:
-    """Record one ``make course`` run: each notebook's seconds, the whole run's, and the machine."""
+    """Record one ``make course`` run: each notebook's seconds, the whole run's, and the machine
+    (one line for the README's agenda, and :func:`includes.tools.machine.describe`)."""
     import json
-    import platform
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
+    from includes.tools.machine import describe
+
+    machine = describe()
     record = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "machine": f"{machine['cpu']}, {machine['logical_cores']} cores",
+        "machine_description": machine,
         "jobs": jobs,
         "wall_seconds": round(wall, 1),
         "notebooks": {stem: round(value, 1) for stem, value in sorted(seconds.items())},
