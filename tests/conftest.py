@@ -34,8 +34,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     Every file is one unit of work, as with `--dist loadfile`: the cells of a notebook must run
     in order in one kernel (nbval), and a module's fixtures run once. Only the files in
-    SCHEDULED_PER_TEST are split into single tests, so the cluster run and the run-twice test
-    go to different workers. (`--dist loadgroup` with
+    SCHEDULED_PER_TEST are split into single tests (each an independent whole-notebook run). (`--dist loadgroup` with
     xdist_group marks cannot do this here: pytest 9 no longer lets xdist 3.8 rename the
     nodeids, so the marks are ignored and every test becomes its own unit, nbval cells included.)
     """

@@ -13,7 +13,9 @@
    - with several regions, each region stubbed alone (the other answers in place): some check
      must fail, the first because of the answer;
    - each mistake of the solution's catalogue (``solutions/<stem>.mistakes.toml``) made in the
-     cell: the first failing check's message must name it.
+     cell: the first failing check's message must name it; a mistake that Python, Spark or MLflow
+     refuses at the learner's own line (``raises``) must stop the cell with that error, and the
+     message the learner sees must name it.
    Then nbval runs the real cell; the check cell, when its turn comes, must pass with the stored
    output. A probe that finds a problem fails the TODO cell's test with the reason. The seconds of
    each probe are kept: the suite prints them per solution ("lab probes": stubs, mistakes, the
@@ -24,7 +26,16 @@
    every kernel nbval starts and every notebook a test executes inherits: the suite checks the stored
    outputs with the numbers every machine computes, whatever the environment it was started from.
 
-3. The execution table. At the end the suite prints, per notebook, how many times it was
+3. Lessons on a real cluster. nbval runs the notebooks listed in pytest.ini's
+   ``course_cluster_notebooks`` against a Spark standalone master and worker that this plugin
+   starts on 127.0.0.1 (one per xdist worker, when its first such notebook comes up; stopped when
+   the worker ends, also after a failure): the kernel nbval starts for them inherits
+   ``COURSE_SPARK_MASTER``. Their stored outputs are what the cluster must reproduce, cell by cell
+   (the set-up cell's ``master`` URL is the one sanitised text, tests/nbval_sanitize.cfg), and
+   after their set-up cell the master must list the lesson's application. The lab probes of a
+   listed solution run on the cluster too.
+
+4. The execution table. At the end the suite prints, per notebook, how many times it was
    executed (nbval's run, plus every whole-notebook run a test records with the
    ``notebook_runs`` fixture) and the seconds spent, so the cost of each notebook stays visible.
 """
@@ -123,7 +134,8 @@ class Mistake:
     replace: str  # text of the answer ...
     by: str  # ... and what the learner writes instead
     expect: str  # a phrase the first failing check's message must contain (it names the mistake)
-    raises: str = ""  # or: the mistaken cell itself stops with this error (the learner sees their own line)
+    raises: str = ""  # or: the mistaken cell itself stops with this error at the learner's own line,
+    # and then ``expect`` is a phrase of the error message the learner sees (it names the mistake)
 
 
 def catalogue_path(solution: Path) -> Path:
@@ -166,6 +178,10 @@ def mistake_probe(kernel, mistake: Mistake, source: str, check_source: str, inde
         if reply.get("ename") != mistake.raises:
             return [f"{name}: the cell ended with {reply.get('status')} {reply.get('ename', '')}, "
                     f"not {mistake.raises}"]
+        message = f"{reply.get('ename')}: {reply.get('evalue', '')}"
+        if not mistake.expect or mistake.expect.lower() not in message.lower():
+            return [f"{name}: the cell stops with {mistake.raises}, but the message the learner sees does not "
+                    f"say {mistake.expect!r}: {_first_line(message)}"]
         return []
     if reply.get("status") != "ok":
         return [f"{name}: the cell itself raised {reply.get('ename')}: {reply.get('evalue', '')}"]
@@ -246,7 +262,90 @@ def pytest_runtest_call(item):
     result = yield
     if problems:
         raise AssertionError("lab probe: " + "\n".join(problems))
+    if _cluster is not None and _on_cluster(item):
+        problems = cluster_problems(item)
+        if problems:
+            raise AssertionError("\n".join(problems))
     return result
+
+
+# --- lessons on a real cluster ------------------------------------------------------------------
+
+CLUSTER_INI = "course_cluster_notebooks"
+_cluster = None  # this process's LocalCluster, started for its first listed notebook
+
+
+def pytest_addoption(parser):
+    parser.addini(CLUSTER_INI, "notebooks nbval runs on a standalone cluster the plugin starts", type="linelist",
+                  default=[])
+
+
+def _on_cluster(item) -> bool:
+    if type(item).__name__ != "IPyNbCell":
+        return False
+    path = Path(str(item.fspath)).resolve()
+    return any(path == (Path(str(item.config.rootpath)) / listed).resolve()
+               for listed in item.config.getini(CLUSTER_INI))
+
+
+def _cluster_for(item):
+    global _cluster
+    if _cluster is None:
+        import atexit
+        import tempfile
+
+        from includes.tools.cluster import LocalCluster
+
+        workdir = Path(tempfile.mkdtemp(prefix="course-cluster-"))
+        _cluster = LocalCluster(cores=2, memory="4g", workdir=workdir, timeout=180).start()
+        atexit.register(_cluster.stop)  # also when the worker dies without pytest_unconfigure
+    return _cluster
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """The kernel of a listed notebook starts (nbval's file set-up) with COURSE_SPARK_MASTER set."""
+    if not _on_cluster(item):
+        return (yield)
+    from includes.runtime.classroom import MASTER_ENV
+
+    before = os.environ.get(MASTER_ENV)
+    os.environ[MASTER_ENV] = _cluster_for(item).url
+    try:
+        return (yield)
+    finally:
+        if before is None:
+            os.environ.pop(MASTER_ENV, None)
+        else:
+            os.environ[MASTER_ENV] = before
+
+
+def cluster_problems(item) -> list[str]:
+    """After a listed notebook's set-up cell: it reports the cluster's master, and the master lists
+    the lesson's application while it runs."""
+    outputs = getattr(item, "test_outputs", None) or []
+    text = "".join(o.get("text", "") for o in outputs if isinstance(o, dict))
+    if "Classroom ready for " not in text:
+        return []
+    lesson = text.split("Classroom ready for ", 1)[1].split()[0]
+    problems = []
+    if f"master {_cluster.url}" not in text:
+        problems.append(f"the set-up cell does not report master {_cluster.url}: {_first_line(text)}")
+    status = _cluster.status()
+    apps = {app["name"] for app in status.get("activeapps", [])}
+    if f"course-{lesson}" not in apps:
+        problems.append(f"the master at {_cluster.url} does not list course-{lesson} among its running "
+                        f"applications: {sorted(apps)}")
+    if not any(w.get("state") == "ALIVE" for w in status.get("workers", [])):
+        problems.append(f"no worker of {_cluster.url} is alive")
+    return [f"on the cluster: {p}" for p in problems]
+
+
+def pytest_unconfigure(config):
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        _cluster = None
 
 
 # --- the execution table ---------------------------------------------------------------------

@@ -8,12 +8,14 @@ pytest subprocess on notebooks written here (seconds, no Spark).
 """
 
 import os
+import socket
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,14 @@ what = "a string"
 replace = "x = 42"
 by = "x = '42'"
 expect = "expected 42"
+
+[[mistake]]
+cell = "cell-01"
+what = "the number spelled out"
+replace = "x = 42"
+by = "x = int('forty-two')"
+raises = "ValueError"
+expect = "invalid literal for int()"
 '''
 SLIPPING_CATALOGUE = '''
 [[mistake]]
@@ -75,6 +85,14 @@ what = "a string"
 replace = "x = 42"
 by = "x = '42'"
 expect = "the mistake named otherwise"
+
+[[mistake]]
+cell = "cell-01"
+what = "the number spelled out"
+replace = "x = 42"
+by = "x = int('forty-two')"
+raises = "ValueError"
+expect = "forty-three"
 '''
 
 
@@ -126,8 +144,68 @@ def test_probes_pass_a_good_lab_and_fail_each_gap(tmp_path):
     assert "raised NameError outside its checks" in found["RawError"]
     assert "'the same value written differently' (cell 1): check cell 2 passes it" in found["Slipping"]
     assert "does not say 'the mistake named otherwise'" in found["Slipping"]
+    assert ("'the number spelled out' (cell 1): the cell stops with ValueError, but the message the learner "
+            "sees does not say 'forty-three': ValueError: invalid literal") in found["Slipping"]
     table = out.split("notebook executions")[-1].split("= lab probes =")[0]
     assert "solutions/Good.ipynb" in table and "all notebooks" in table
     probes = out.split("= lab probes =")[-1]  # the probe table: each solution's stub and mistake seconds
     assert re.search(r"solutions/Good\.ipynb\s+stubs\s+[\d.]+ s,\s+\d+ mistakes\s+[\d.]+ s", probes), probes
     assert "all lab probes" in probes
+
+
+def classroom(lesson: str, master: str = "master") -> str:
+    """A set-up cell like the classroom's: it prints the lesson and ``master`` (an expression), and
+    writes the master its kernel was given to a file master-<pid>."""
+    return ("import os\nmaster = os.environ.get('COURSE_SPARK_MASTER', 'local[*]')\n"
+            "_ = open(f'master-{os.getpid()}', 'w').write(master)\n"
+            f"print(f'Classroom ready for {lesson}\\n  spark        : Apache Spark with Delta Lake, master {{{master}}}')")
+
+
+def lesson(path: Path, *cells: str) -> None:
+    """A lesson notebook: ``cells`` executed here (on local[*], as `make outputs` stores them)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    NotebookClient(nb, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+
+
+@pytest.mark.cluster
+def test_listed_notebooks_run_on_a_cluster_that_is_gone_afterwards(tmp_path):
+    """pytest.ini's course_cluster_notebooks: the plugin starts a real standalone master and worker,
+    the listed notebooks' kernels get COURSE_SPARK_MASTER, the set-up cell's master URL is
+    sanitised against the stored local[*], and the checks after the set-up cell can fail: a kernel
+    that reports another master, a lesson whose application the master does not list (these tiny
+    lessons start no Spark session). A notebook that is not listed runs on local[*]. After the run,
+    with a failing cell among them, no process of the cluster is left."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    lesson(notebooks / "NoApp.ipynb", classroom("NoApp"), "1 + 1")
+    lesson(notebooks / "Elsewhere.ipynb", classroom("Elsewhere", master='"local[*]"'))
+    lesson(notebooks / "Fails.ipynb", classroom("Fails").split("\nprint(")[0], "2 + 2")
+    nb = nbformat.read(notebooks / "Fails.ipynb", as_version=4)
+    nb.cells[1].source = "raise RuntimeError('a cell fails')"
+    nbformat.write(nb, notebooks / "Fails.ipynb")
+    lesson(notebooks / "Local.ipynb", classroom("Local"))
+    for stale in notebooks.glob("master-*"):
+        stale.unlink()
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:cacheprovider -p tests.course_plugin\n"
+        "course_cluster_notebooks =\n    notebooks/NoApp.ipynb\n    notebooks/Elsewhere.ipynb\n    notebooks/Fails.ipynb\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("COURSE_SPARK_MASTER", None)
+    out = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "notebooks", "-q", "-rf",
+                          "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600).stdout
+    masters = {path.read_text() for path in notebooks.glob("master-*")}
+    cluster = sorted(m for m in masters if m.startswith("spark://"))
+    assert masters == {"local[*]", *cluster} and len(cluster) == 1, masters  # Local.ipynb and the three listed
+    url = cluster[0]
+    failed = set(re.findall(r"FAILED notebooks/(\w+\.ipynb::Cell \d)", out))
+    assert failed == {"NoApp.ipynb::Cell 0", "Elsewhere.ipynb::Cell 0", "Fails.ipynb::Cell 1"}, out[-3000:]
+    assert f"on the cluster: the master at {url} does not list course-NoApp among its running applications" in out
+    assert f"on the cluster: the set-up cell does not report master {url}" in out
+    assert "3 failed, 3 passed" in out, out[-3000:]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert url not in ps, "a process of the cluster is still running"
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
