@@ -52,7 +52,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import resource
 import signal
 import statistics
@@ -615,39 +614,13 @@ def settings_for(quick: bool, ram: int | None = None) -> dict:
             "repeats": REPEATS}
 
 
-def _version(module: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:
-        return None
-
-
 def machine() -> dict:
-    import psutil
+    """The machine's description (includes/tools/machine.py), with the load average at the start."""
+    from includes.tools.machine import describe
 
-    from includes.runtime.numeric import describe
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60).stderr.splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        java = None
-    return {
-        "cpu": cpu, "logical_cores": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False),
-        "ram_bytes": total_ram(), "os": platform.platform(), "python": platform.python_version(), "java": java,
-        "spark": _version("pyspark"), "pandas": _version("pandas"), "scikit-learn": _version("scikit-learn"),
-        "numpy": _version("numpy"), "pyarrow": _version("pyarrow"), "numeric_pin": describe(),
-        "load_average_at_start": list(os.getloadavg()),
-    }
+    described = describe()
+    described["load_average_at_start"] = described.pop("load_average")
+    return described
 
 
 # bytes per row a single process holds at its peak (see plan()), and listings' one-hot width
