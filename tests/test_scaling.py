@@ -375,6 +375,29 @@ def test_the_committed_quick_run_is_a_complete_smoke_test():
     plt.close(scaling_plot.plot_scaling(results))
 
 
+def test_the_committed_full_run_covers_the_plan_up_to_each_wall():
+    """benchmarks/results/scaling.json (what ML00a shows): a full-mode run of FULL_SIZES, every point
+    either measured, failed with a recorded outcome, or skipped after its backend failed at a smaller
+    size; short points ran REPEATS times; the single process reached a wall in every workload."""
+    results = scaling_plot.load(ROOT / "benchmarks" / "results" / "scaling.json")
+    assert results["mode"] == "full" and results["settings"]["repeats"] == scaling.REPEATS
+    outcomes = {}
+    for record in results["records"]:
+        outcomes.setdefault((record["workload"], record["backend"], record["size"]), []).append(record)
+    planned = {(w, b, n) for w in scaling.WORKLOADS for b in scaling.BACKENDS for n in scaling.FULL_SIZES[b]}
+    assert set(outcomes) == planned
+    for (workload, backend, size), records in outcomes.items():
+        failed_before = any(r["outcome"] not in (scaling.OK, scaling.SKIPPED)
+                            for (w, b, n), rs in outcomes.items() if (w, b) == (workload, backend) and n < size
+                            for r in rs)
+        if failed_before:
+            assert [r["outcome"] for r in records] == [scaling.SKIPPED], (workload, backend, size)
+        elif all(r["outcome"] == scaling.OK for r in records) and records[0]["seconds"] < scaling.REPEAT_BELOW_SECONDS:
+            assert len(records) == scaling.REPEATS, (workload, backend, size)
+    for workload in scaling.WORKLOADS:
+        assert scaling_plot.failure(results, workload) is not None, workload
+
+
 def test_load_names_what_a_results_file_lacks(tmp_path):
     broken = {**SYNTHETIC, "records": [{k: v for k, v in SYNTHETIC["records"][0].items() if k != "seconds"}]}
     (tmp_path / "broken.json").write_text(json.dumps(broken))
