@@ -95,7 +95,7 @@ SAMPLE_INTERVAL = 0.1
 
 # ALS settings, the same for both sides (ML16L's rank and regularisation; Spark's default 10 iterations)
 ALS_SETTINGS = {"rank": 10, "iterations": 10, "reg": 0.1}
-# ML12's forest (benchmarks/course.py ML12_FOREST), fitted once on the SF listings
+# ML12's forest (benchmarks/sections/deployment.py ML12_FOREST), fitted once on the SF listings
 FOREST = {"n_estimators": 50, "max_depth": 10, "min_samples_leaf": 5, "random_state": 42, "n_jobs": 1}
 
 # The MovieLens family (GroupLens' READMEs): ratings, users, items. The users and items of the
