@@ -24,6 +24,37 @@ def fake_java(tmp_path):
 
 
 
+@pytest.fixture(scope="module")
+def spark():
+    """A plain local Spark session for unit tests (no Delta): local[2], two shuffle partitions, no
+    console progress; getOrCreate reuses the one another test module of this process started. A
+    module that needs other settings defines its own ``spark`` fixture."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    options = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"}
+    return SparkSession.builder.master("local[2]").appName("course-unit-tests").config(map=options).getOrCreate()
+
+
+def run_until_a_cell_fails(first_cell: str) -> str:
+    """Execute a notebook as a lesson whose later cell fails: ``first_cell`` (which starts something
+    and prints what to look for afterwards), then a cell that raises. nbclient stops there and shuts
+    the kernel down, with no cleanup cell run. Returns the first cell's printed text."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"import sys\nsys.path.insert(0, {str(COURSE_ROOT)!r})\n" + first_cell),
+        nbformat.v4.new_code_cell("raise RuntimeError('a lesson cell fails')"),
+    ])
+    with pytest.raises(CellExecutionError, match="a lesson cell fails"):
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    return nb.cells[0].outputs[0]["text"]
+
+
 # Files whose tests are independent runs of whole notebooks (a minute or more each, no module-scoped
 # state): `make test` hands them to the workers one test at a time, so both workers share them.
 SCHEDULED_PER_TEST = ("tests/test_course_runs.py",)

@@ -48,6 +48,14 @@ def run_suite(project: Path) -> subprocess.CompletedProcess:
 
 
 CHECK_X = "#check\ncheck_equal('x is 42', lambda: x, 42, hint='count again')"
+A_STRING = '''
+[[mistake]]
+cell = "cell-01"
+what = "a string"
+replace = "x = 42"
+by = "x = '42'"
+expect = "{expect}"
+'''
 # a mistake Python refuses at the learner's own line; the probe reads the error's message
 SPELLED_OUT = '''
 [[mistake]]
@@ -65,14 +73,7 @@ what = "one short"
 replace = "x = 42"
 by = "x = 41"
 expect = "x is 42"
-
-[[mistake]]
-cell = "cell-01"
-what = "a string"
-replace = "x = 42"
-by = "x = '42'"
-expect = "expected 42"
-''' + SPELLED_OUT.format(expect="invalid literal for int()")
+''' + A_STRING.format(expect="expected 42") + SPELLED_OUT.format(expect="invalid literal for int()")
 SLIPPING_CATALOGUE = '''
 [[mistake]]
 cell = "cell-01"
@@ -80,14 +81,7 @@ what = "the same value written differently"
 replace = "x = 42"
 by = "x = 6 * 7"
 expect = "x is 42"
-
-[[mistake]]
-cell = "cell-01"
-what = "a string"
-replace = "x = 42"
-by = "x = '42'"
-expect = "the mistake named otherwise"
-''' + SPELLED_OUT.format(expect="forty-three")
+''' + A_STRING.format(expect="the mistake named otherwise") + SPELLED_OUT.format(expect="forty-three")
 
 
 def failures(out: str) -> dict[str, str]:

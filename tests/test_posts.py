@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from includes.lessons import posts
+from tests.conftest import run_until_a_cell_fails
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,20 +219,9 @@ def test_bad_arguments_are_refused():
 def test_the_server_is_gone_after_a_notebook_whose_cell_fails(tmp_path):
     """The way a lesson uses it: a kernel starts the server, a later cell raises, the run ends
     (nbclient shuts the kernel down, no cleanup cell runs) - and no server process is left."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                                  "from includes.lessons import posts\n"
-                                  "server = posts.ServerProcess(rate=1, hold=True).start()\n"
-                                  "print(server.process.pid)"),
-        nbformat.v4.new_code_cell("raise RuntimeError('a lesson cell fails')"),
-    ])
-    with pytest.raises(CellExecutionError, match="a lesson cell fails"):
-        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    pid = int(nb.cells[0].outputs[0]["text"])
+    pid = int(run_until_a_cell_fails("from includes.lessons import posts\n"
+                                     "server = posts.ServerProcess(rate=1, hold=True).start()\n"
+                                     "print(server.process.pid)"))
     assert wait_gone(pid), f"the posts server {pid} outlived the notebook"
 
 

@@ -2,8 +2,6 @@
 and the REST API client against a real local session."""
 
 import json
-import os
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +20,6 @@ SORT_MERGE = """AdaptiveSparkPlan isFinalPlan=false
          +- Exchange hashpartitioning(k#21L, 8), ENSURE_REQUIREMENTS, [plan_id=87]
             +- Project [id#20L AS k#21L, cast(id#20L as string) AS name#22]
                +- Range (0, 100, step=1, splits=2)"""
-
 
 def test_outline_keeps_operators_and_tree_shape_only():
     assert practice.outline(SORT_MERGE).splitlines() == [
@@ -113,15 +110,6 @@ def test_status_says_when_the_api_does_not_answer():
     fake = SimpleNamespace(sparkContext=SimpleNamespace(uiWebUrl="http://127.0.0.1:9", applicationId="local-1"))
     with pytest.raises(practice.SparkStatusError, match="did not answer"):
         practice.SparkStatus(fake).get("stages")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    options = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"}
-    return SparkSession.builder.master("local[2]").appName("test-practice").config(map=options).getOrCreate()
 
 
 def test_spark_conf_sets_then_restores(spark):

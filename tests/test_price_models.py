@@ -1,22 +1,10 @@
 """includes/lessons/price_models.py: the feature stages and baselines the Airbnb lessons share."""
 
 import math
-import os
-import sys
 
 import pytest
 
 from includes.lessons import price_models
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """A plain local session (no Delta needed)."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    options = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"}
-    return SparkSession.builder.master("local[2]").appName("test-price-models").config(map=options).getOrCreate()
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,5 @@
 """includes/lessons/search.py: search results, Hyperopt and Optuna run one way, seeded trials."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 from hyperopt import Trials, fmin, hp, rand, tpe
@@ -131,16 +128,6 @@ def test_seeded_per_trial_through_fmin_with_different_queue_lengths():
         return search.from_hyperopt_trials(trials, SPACE)
 
     assert run(1) == run(2) == run(3)
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """A plain local session; reuses one another test module started."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    options = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"}
-    return SparkSession.builder.master("local[2]").appName("test-search").config(map=options).getOrCreate()
 
 
 # hyperopt starts trial threads with pyspark.inheritable_thread_target without a session: PySpark warns

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from includes.lessons import serving
+from tests.conftest import run_until_a_cell_fails
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,22 +192,11 @@ def test_a_missing_program_is_reported(tmp_path):
 def test_the_service_is_gone_after_a_notebook_whose_later_cell_fails(tmp_path):
     """The way ML10 uses it: a kernel starts the server, a later cell raises, the run ends (nbclient
     shuts the kernel down, no cleanup cell runs), and no process of the server's group is left."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
     port = serving.free_port()
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                                  "from includes.lessons import serving\n"
-                                  f"service = serving.Service({tree_command(port)!r}, "
-                                  f"health_url='http://127.0.0.1:{port}/', timeout=60, grace=3).start()\n"
-                                  "print(service.pgid)"),
-        nbformat.v4.new_code_cell("raise RuntimeError('a lesson cell fails')"),
-    ])
-    with pytest.raises(CellExecutionError, match="a lesson cell fails"):
-        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    pgid = int(nb.cells[0].outputs[0]["text"])
+    pgid = int(run_until_a_cell_fails("from includes.lessons import serving\n"
+                                      f"service = serving.Service({tree_command(port)!r}, "
+                                      f"health_url='http://127.0.0.1:{port}/', timeout=60, grace=3).start()\n"
+                                      "print(service.pgid)"))
     assert group_gone(pgid), f"processes {serving.group_members(pgid)} outlived the notebook"
 
 

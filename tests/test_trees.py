@@ -1,8 +1,5 @@
 """includes/lessons/trees.py: parsing toDebugString, names, importances and the tree picture."""
 
-import os
-import sys
-
 import pytest
 
 from includes.lessons import trees
@@ -137,16 +134,6 @@ def test_importance_table_sorts_names_rounds_and_drops_zeros():
     assert trees.importance_table(FakeModel([1 / 3, 2 / 3]), ["x", "y"], digits=2)["importance"].tolist() == [0.67, 0.33]
     with pytest.raises(ValueError, match="names"):
         trees.importance_table(model, ["a"])
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """A plain local session (no Delta needed); reuses one another test module started."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    options = {"spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "2"}
-    return SparkSession.builder.master("local[2]").appName("test-trees").config(map=options).getOrCreate()
 
 
 def test_a_fitted_spark_tree_parses_and_predicts_like_spark(spark):
