@@ -60,14 +60,43 @@ def run_until_a_cell_fails(first_cell: str) -> str:
 SCHEDULED_PER_TEST = ("tests/test_course_runs.py",)
 
 
+# Each notebook's seconds in the committed `make course` record: nbval's notebooks are handed out
+# longest first (after the test files, which keep collection order), so the suite does not end with
+# one worker running a long notebook while the other has nothing left.
+COURSE_TIMES = COURSE_ROOT / "benchmarks" / "results" / "course-times.json"
+
+
+def work_order(scopes: list[str], seconds: dict[str, float]) -> list[str]:
+    """``scopes`` (units of work, in collection order) in the order `make test` hands them out: every
+    scope that is not a notebook first, in collection order, then the notebooks, longest first
+    (``seconds`` by file stem; an unknown notebook counts as the longest, it may be new and slow)."""
+    def key(scope: str):
+        path = Path(scope.split("::", 1)[0])
+        if path.suffix != ".ipynb":
+            return (0, 0.0)
+        return (1, -seconds.get(path.stem, float("inf")))
+
+    return sorted(scopes, key=key)  # stable: ties keep collection order
+
+
+def course_seconds() -> dict[str, float]:
+    import json
+
+    try:
+        return json.loads(COURSE_TIMES.read_text())["notebooks"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def pytest_xdist_make_scheduler(config, log):
     """The scheduler of `make test` (`pytest -n 2 --dist loadscope --no-loadscope-reorder`).
 
     Every file is one unit of work, as with `--dist loadfile`: the cells of a notebook must run
     in order in one kernel (nbval), and a module's fixtures run once. Only the files in
-    SCHEDULED_PER_TEST are split into single tests (each an independent whole-notebook run). (`--dist loadgroup` with
-    xdist_group marks cannot do this here: pytest 9 no longer lets xdist 3.8 rename the
-    nodeids, so the marks are ignored and every test becomes its own unit, nbval cells included.)
+    SCHEDULED_PER_TEST are split into single tests (each an independent whole-notebook run).
+    The units are handed out in :func:`work_order`. (`--dist loadgroup` with xdist_group marks
+    cannot do this here: pytest 9 no longer lets xdist 3.8 rename the nodeids, so the marks are
+    ignored and every test becomes its own unit, nbval cells included.)
     """
     if config.getvalue("dist") != "loadscope":
         return None
@@ -77,5 +106,17 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return nodeid if path in SCHEDULED_PER_TEST else path
+
+        def schedule(self) -> None:
+            # The queue is reordered after the first units went out (the first scopes of the
+            # collection, test files, which work_order keeps first anyway): a worker reports its
+            # tests by their index in its own collection, so the collection itself keeps its order.
+            first = self.collection is None
+            super().schedule()
+            if first and self.workqueue:
+                from collections import OrderedDict
+
+                order = work_order(list(self.workqueue), course_seconds())
+                self.workqueue = OrderedDict((scope, self.workqueue[scope]) for scope in order)
 
     return CourseScheduling(config, log)

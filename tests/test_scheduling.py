@@ -61,3 +61,22 @@ def test_notebooks_keep_one_kernel_and_lab_runs_are_shared(tmp_path):
     assert "12 passed" in proc.stdout, proc.stdout[-2000:]
     workers = (tmp_path / "tests" / "workers.txt").read_text().split()
     assert len(workers) == 4 and len(set(workers)) == 2, f"the four runs went to {workers}"
+
+
+def test_notebooks_go_out_longest_first_after_the_test_files():
+    from tests.conftest import work_order
+
+    scopes = ["tests/test_a.py", "notebooks/A_x.ipynb", "tests/test_course_runs.py::test_one",
+              "solutions/B_y.ipynb", "notebooks/C_z.ipynb", "tests/test_b.py", "notebooks/D_w.ipynb"]
+    seconds = {"A_x": 30.0, "B_y": 90.0, "D_w": 30.0}
+    assert work_order(scopes, seconds) == [
+        "tests/test_a.py", "tests/test_course_runs.py::test_one", "tests/test_b.py",
+        "notebooks/C_z.ipynb",  # not in the record: a new notebook counts as the longest
+        "solutions/B_y.ipynb", "notebooks/A_x.ipynb", "notebooks/D_w.ipynb"]
+
+
+def test_the_committed_course_record_times_every_notebook_the_suite_runs():
+    from tests.conftest import course_seconds
+
+    executed = {p.stem for folder in ("notebooks", "solutions") for p in (ROOT / folder).glob("*.ipynb")}
+    assert set(course_seconds()) == executed
