@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -53,6 +54,23 @@ def run_until_a_cell_fails(first_cell: str) -> str:
     with pytest.raises(CellExecutionError, match="a lesson cell fails"):
         NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     return nb.cells[0].outputs[0]["text"]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: it exists and is not a zombie (a zombie has exited and only
+    waits for its parent to collect it). ``/proc/<pid>/stat`` reads ``pid (command) state ...``, and
+    the command may itself contain ") ", so the state is what follows the *last* ") "."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # it exited and was collected since os.kill
+        return False
+    except OSError:  # no /proc/<pid>/stat to read: it exists, which is all we can tell
+        return True
+    return stat.rsplit(") ", 1)[1][0] != "Z"
 
 
 # Files whose tests are independent runs of whole notebooks (a minute or more each, no module-scoped

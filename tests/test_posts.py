@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from includes.lessons import posts
-from tests.conftest import run_until_a_cell_fails
+from tests.conftest import pid_alive, run_until_a_cell_fails
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,17 +140,6 @@ def test_server_listens_on_loopback_only():
         if own_address is not None and not own_address.startswith("127."):
             with pytest.raises(OSError):
                 socket.create_connection((own_address, server.port), timeout=2).close()
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie has exited; it only waits for its parent to collect it
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def wait_gone(pid, seconds=10):

@@ -2,7 +2,6 @@
 
 import http.server
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 
 from includes.lessons import serving
-from tests.conftest import run_until_a_cell_fails
+from tests.conftest import pid_alive, run_until_a_cell_fails
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,17 +25,6 @@ TREE = "sleep 600 & exec {python} -m http.server --bind 127.0.0.1 {port}"
 
 def tree_command(port):
     return ["bash", "-c", TREE.format(python=sys.executable, port=port)]
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie has exited; it only waits for its parent to collect it
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def wait_until(condition, seconds=20):
