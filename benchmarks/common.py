@@ -2,8 +2,8 @@
 ``benchmarks/sections/``): the section registry (:func:`section`), :class:`Bench` (the Spark session
 on first use, ``timed``), :func:`print_table`, :func:`save_results` (``benchmarks/results/<section>.json``
 with the machine's description), the seed, and the data and settings several sections use: the
-Airbnb train/test split (tuning, deployment, joblib) and ML17's split and offline model (streaming,
-serving).
+Airbnb train/test split (tuning, deployment, joblib; the last two also with its numeric features and
+the training half in pandas) and ML17's split and offline model (streaming, serving).
 """
 
 from __future__ import annotations
@@ -108,6 +108,18 @@ def airbnb_split(spark):
     airbnb_df = spark.read.format("delta").load(sf_clean_delta(spark))
     train_df, test_df = airbnb_df.randomSplit([0.8, 0.2], seed=42)
     return train_df.cache(), test_df.cache()
+
+
+def airbnb_numeric_features(df) -> list[str]:
+    """The Airbnb columns a scikit-learn model fits on: the numeric ones other than price, in the table's order."""
+    return [name for name, dtype in df.dtypes if dtype != "string" and name != "price"]
+
+
+def airbnb_for_sklearn(spark):
+    """:func:`airbnb_split` with what the scikit-learn sections fit on: (train_df, test_df, features,
+    train_pdf), ``features`` from :func:`airbnb_numeric_features`, ``train_pdf`` the training half in pandas."""
+    train_df, test_df = airbnb_split(spark)
+    return train_df, test_df, airbnb_numeric_features(train_df), train_df.toPandas()
 
 
 def ml17_offline_model(spark):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.common import Bench, airbnb_split, print_table, section
+from benchmarks.common import Bench, airbnb_for_sklearn, airbnb_numeric_features, print_table, section
 
 ML12_FOREST = {"n_estimators": 50, "max_depth": 10, "min_samples_leaf": 5, "random_state": 42, "n_jobs": 1}
 DEPLOYMENT_COPIES = 100  # the 1366 test rows repeated: about 137,000 rows to score
@@ -33,9 +33,7 @@ def bench_deployment(bench: Bench) -> None:
     from includes.paths import work_root
 
     spark = bench.spark
-    train_df, test_df = airbnb_split(spark)
-    features = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
-    train_pdf = train_df.toPandas()
+    train_df, test_df, features, train_pdf = airbnb_for_sklearn(spark)
     forest, seconds = Bench.timed(RandomForestRegressor(**ML12_FOREST).fit, train_pdf[features], train_pdf["price"])
     print(f"scikit-learn forest ({ML12_FOREST['n_estimators']} trees) fitted on the driver in {seconds:.1f} s")
     with tempfile.TemporaryDirectory(dir=work_root()) as tmp:
@@ -112,7 +110,7 @@ def _bench_serving(spark, train_df, test_df) -> None:
     from includes.paths import work_root
 
     spark_model = price_models.fit_linear_baselines(train_df)[price_models.ML04_BASELINE]
-    numeric = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
+    numeric = airbnb_numeric_features(train_df)
     train_pdf, test_pdf = train_df.toPandas(), test_df.toPandas()
     sk_model = LinearRegression().fit(train_pdf[numeric], train_pdf["price"])
     rows = []

@@ -7,7 +7,7 @@ backend: seconds, best CV RMSE, the same scores every way. (The module is not na
 
 from __future__ import annotations
 
-from benchmarks.common import Bench, airbnb_split, print_table, section
+from benchmarks.common import Bench, airbnb_for_sklearn, print_table, section
 
 
 @section("joblib", "MLE06's GridSearchCV (8 candidates x 3 folds of a 25-tree forest): one process, loky with "
@@ -22,9 +22,7 @@ def bench_joblib(bench: Bench) -> None:
     from sklearn.model_selection import GridSearchCV, KFold
 
     spark = bench.spark
-    train_df, _ = airbnb_split(spark)
-    feature_cols = [name for name, dtype in train_df.dtypes if dtype != "string" and name != "price"]
-    train_pdf = train_df.toPandas()
+    train_df, _, feature_cols, train_pdf = airbnb_for_sklearn(spark)
     X, y = train_pdf[feature_cols], train_pdf["price"]
     folds = KFold(n_splits=3, shuffle=True, random_state=42)
     grid = {"max_depth": [6, 12], "max_features": ["sqrt", 0.5], "min_samples_leaf": [1, 5]}
