@@ -32,25 +32,13 @@ def predict_item_based(r_u, item, S, item_means, k):
 
 
 def user_similarities(R):
-    """Cosine similarities between the rows (users) of R, each centred on the user's mean rating."""
-    centred = np.nan_to_num(R - np.nanmean(R, axis=1, keepdims=True), nan=0.0)
-    norms = np.sqrt((centred ** 2).sum(axis=1))
-    norms[norms == 0] = 1.0
-    S = centred @ centred.T
-    S /= norms[:, None]
-    S /= norms[None, :]
-    return S
+    """Cosine similarities between the rows (users) of R, each centred on the user's mean rating:
+    the item similarities of R.T, whose columns are the users."""
+    return item_similarities(R.T)
 
 
 def predict_user_based(R, user, item, S, user_means, k):
     """`user`'s predicted rating of `item` from the k most similar users who rated it (positive
-    similarities only), or the user's mean when there is none."""
-    raters = np.flatnonzero(~np.isnan(R[:, item]))
-    raters = raters[raters != user]
-    sims = S[user, raters]
-    nearest = np.argsort(-sims, kind="stable")[:k]
-    nearest = nearest[sims[nearest] > 0]
-    if len(nearest) == 0:
-        return user_means[user]
-    weights, neighbours = sims[nearest], raters[nearest]
-    return user_means[user] + weights @ (R[neighbours, item] - user_means[neighbours]) / weights.sum()
+    similarities only), or the user's mean when there is none: the item-based prediction on R.T,
+    where `item`'s column of R (its ratings by every user) plays a user's row and `user` the target."""
+    return predict_item_based(R[:, item], user, S, user_means, k)
