@@ -306,6 +306,13 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         batch = spark.read.csv(str(root / "incoming" / replay.file_name(last)), schema=sa.RATINGS_DDL, header=True)
         model(batch, last)
         results["replayed"] = snapshot(root, model)
+        # (d) a new model started on the same folder (same application id), streamed again with a
+        # new checkpoint: every batch must be written again, not dropped as already seen
+        model = sa.StreamingSGD(root / "model", params, app_id="test-all")
+        model.initialize(users_df, items_df, heldout_df, data["mu"], data["seen"])
+        shutil.rmtree(root / "checkpoint")
+        results["reinitialized_error"] = run(root, model)
+        results["reinitialized"] = snapshot(root, model)
 
     def scenario_interrupted():
         # (b) stopped after the first file; restarted from the checkpoint when the rest has arrived,
@@ -360,7 +367,7 @@ def scenarios(tmp_path_factory):
     def keyed(table):
         return {int(key): (bias, factors) for key, (bias, factors) in table.items()}
 
-    for name in ("all", "interrupted", "replayed"):
+    for name in ("all", "interrupted", "replayed", "reinitialized"):
         results[name]["users"] = keyed(results[name]["users"])
         results[name]["items"] = keyed(results[name]["items"])
     return results
@@ -445,9 +452,11 @@ def test_a_run_stopped_part_way_and_crashed_mid_batch_ends_like_the_run_in_one_g
     assert "simulated crash after the model was written" in scenarios["crash_error"]
     assert scenarios["crashed_batches"] == [sa.OFFLINE_BATCH_ID, 0]  # batch 1 was not recorded...
     interrupted = scenarios["interrupted"]
-    # ...but its model had been written: the model table has one version more than in the run in one go
-    assert interrupted["model_history"] == ["WRITE"] * (N_FILES + 2)
-    assert [row["model_version"] for row in interrupted["progress"]] == [0, 1, 3]
+    # ...but its model had been written, with the batch's transaction identifier: the redo's write
+    # was dropped by Delta and batch 1 records the crashed attempt's version, as many versions as
+    # the run in one go
+    assert interrupted["model_history"] == ["WRITE"] * (N_FILES + 1)
+    assert [row["model_version"] for row in interrupted["progress"]] == list(range(N_FILES + 1))
     assert scenarios["resumed_error"] is None
     assert interrupted["checkpoint_commits"] == list(range(N_FILES))
     assert_same_model(interrupted, scenarios["all"])
@@ -460,6 +469,15 @@ def test_replaying_an_applied_batch_changes_nothing(scenarios):
     assert replayed["model_history"] == scenarios["all"]["model_history"]  # ...but nothing was written
     assert [row["model_version"] for row in replayed["progress"]] == list(range(N_FILES + 1))
     assert_same_model(replayed, scenarios["all"])
+
+
+def test_a_new_model_on_an_old_folder_applies_every_batch(scenarios):
+    """The transaction identifiers of the old table must not make Delta drop the new stream's writes."""
+    assert scenarios["reinitialized_error"] is None
+    again = scenarios["reinitialized"]
+    assert again["model_history"] == scenarios["all"]["model_history"]
+    assert [row["model_version"] for row in again["progress"]] == list(range(N_FILES + 1))
+    assert_same_model(again, scenarios["all"])
 
 
 def test_the_comparison_would_catch_a_batch_applied_twice(scenarios):

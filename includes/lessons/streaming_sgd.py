@@ -281,17 +281,25 @@ class StreamingSGD:
     1. if ``batch_id`` already has a progress row, the batch was fully applied: do nothing;
     2. otherwise start from the model *as of the version the previous batch recorded* (Delta
        time travel), not from the latest version, which a crashed attempt may have written;
-    3. compute the new model from that state and write it. Redoing this after a crashed attempt
-       writes the same model again (one more version with the same content), never a model with
-       the batch applied twice;
-    4. append the progress row (with Delta's ``txnAppId``/``txnVersion`` options, so Delta itself
-       drops a second append for the same batch).
+    3. compute the new model from that state and write it with Delta's ``txnAppId``/``txnVersion``
+       writer options (``app_id``, ``batch_id``): Delta records the pair in the same commit and
+       drops a later write of the same batch by the same application. After a crash between this
+       write and the progress row, the redo computes the same model from the same state and the
+       same file, Delta drops its write, and the batch records the version the crashed attempt
+       wrote: a crash costs no extra version and never applies a batch twice;
+    4. append the progress row (a plain append: step 1 skips any batch that already has one).
+
+    One Delta transaction identifier per batch, on the model write: the overwrite reconstructs
+    the table's state anyway (to know which files it replaces), so checking the identifier there
+    costs nothing more, while on the progress append it would cost a second reconstruction.
+    ``initialize`` deletes existing tables first: the identifiers a table has recorded outlive an
+    overwrite, and a new stream on an old table would see its batches dropped as already written.
 
     Where the work happens. A micro-batch holds a few thousand ratings and the model a few
     thousand rows of ``rank`` numbers (under 1 MB), so the batch is brought to the driver
     (``toPandas``, one Spark job) and ``update`` (ML17's ``sgd_update``) runs there in NumPy
     on the model held in memory as :class:`~includes.lessons.streaming_update.Factors`. Spark's
-    part per batch is reading the batch's file and the two Delta writes (the model version and
+    part per batch is reading the batch's file and the two Delta commits (the model version and
     the progress row); the held-out RMSE is computed in NumPy too. The table versions are read
     from the Delta log's file names (no Spark job) when the tables are on a local file system.
 
@@ -337,8 +345,7 @@ class StreamingSGD:
         return self._last[1]
 
     def _remember_progress(self, version_before: int, row) -> None:
-        """After appending ``row``: the progress table's next version will be the one holding it.
-        (If Delta dropped the append as a duplicate, the version stays and the table is re-read.)"""
+        """After appending ``row``: the progress table's next version is the one holding it."""
         self._last = (version_before + 1, row)
 
     def model_at(self, spark, version: int):
@@ -400,9 +407,11 @@ class StreamingSGD:
                 .unionByName(items_df.select(F.lit("item").alias("side"), F.col("movieId").alias("id"),
                                              "bias", "factors", "seen")))
 
-    def _write_model(self, spark, users, items) -> int:
-        """Overwrite the model table with ``users`` and ``items`` (Factors) in one commit; returns
-        the new version. The rows go to Spark as one Arrow table (no Python row objects)."""
+    def _write_model(self, spark, users, items, batch_id: int) -> int:
+        """Overwrite the model table with ``users`` and ``items`` (Factors) in one commit tagged with
+        the transaction identifier (``app_id``, ``batch_id``); returns the table's latest version,
+        the new one, or the one an earlier attempt of the batch wrote if Delta dropped this write.
+        The rows go to Spark as one Arrow table (no Python row objects)."""
         import pyarrow as pa
 
         rank = self.params.rank
@@ -415,12 +424,21 @@ class StreamingSGD:
                                                 pa.array(factors, pa.float64())),
             "seen": pa.array(np.concatenate([users.seen, items.seen]).astype(np.int64), pa.int64()),
         })
-        spark.createDataFrame(table).coalesce(1).write.format("delta").mode("overwrite").save(self.path("model"))
+        (spark.createDataFrame(table).coalesce(1).write.format("delta").mode("overwrite")
+         .option("txnAppId", self.app_id).option("txnVersion", int(batch_id))
+         .save(self.path("model")))
         return self._version(spark, "model")
 
+    def _delete_tables(self, spark) -> None:
+        """Remove the model, progress and held-out tables if they exist (any Hadoop file system)."""
+        jvm = spark.sparkContext._jvm
+        for table in ("model", "progress", "heldout"):
+            path = jvm.org.apache.hadoop.fs.Path(self.path(table))
+            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+
     def initialize(self, users_df, items_df, heldout_df, mu: float, ratings_seen: int):
-        """Write the offline model as version 0 of ``model``, the held-out set, and the
-        progress row of batch -1 (with the offline model's held-out RMSE). The tables may have a
+        """Start a new model: delete the tables under ``root`` if they exist, then write the offline
+        model as version 0 of ``model``, the held-out set, and the progress row of batch -1 (with the offline model's held-out RMSE). The tables may have a
         column ``seen`` (ratings each entity was trained on, as :func:`fit_offline_model` gives);
         0 without it."""
         from pyspark.sql import functions as F
@@ -432,6 +450,7 @@ class StreamingSGD:
                              seen.alias("seen"))
 
         users, items = table(users_df, "userId"), table(items_df, "movieId")
+        self._delete_tables(spark)
         self._model_rows(users, items).coalesce(1).write.format("delta").mode("overwrite").save(self.path("model"))
         heldout_df.select("userId", "movieId", "rating").coalesce(1) \
             .write.format("delta").mode("overwrite").save(self.path("heldout"))
@@ -459,7 +478,7 @@ class StreamingSGD:
         stats = update.stats
         if stats["ratings"]:
             users, items = update.users, update.items
-            version = self._write_model(spark, users, items)  # one atomic commit, one new version
+            version = self._write_model(spark, users, items, batch_id)  # one atomic commit
             self._cache = (version, users, items)
         else:
             version = last.model_version
@@ -471,9 +490,7 @@ class StreamingSGD:
         row = (int(batch_id), stats["ratings"], stats["users"], stats["items"], stats["new_users"],
                stats["new_items"], stats["first_timestamp"], stats["last_timestamp"], float(mu), int(ratings_seen),
                stats["batch_rmse"], heldout_rmse, version)
-        (spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("append")
-         .option("txnAppId", self.app_id).option("txnVersion", int(batch_id))
-         .save(self.path("progress")))
+        spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("append").save(self.path("progress"))
         self._remember_progress(progress_version, Row(**dict(zip(PROGRESS_COLUMNS, row))))
         if self.on_stage:
             self.on_stage(batch_id, "progress")
