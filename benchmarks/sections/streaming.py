@@ -82,6 +82,7 @@ def bench_streaming(bench: Bench) -> None:
                     "init s": round(init_seconds, 1),
                     "batch s median": round(statistics.median(seconds), 2),
                     "batch s min-max": f"{min(seconds):.2f}-{max(seconds):.2f}",
+                    "batch s each": [round(value, 2) for value in seconds],
                     "foreachBatch s median": round(statistics.median(in_function), 2),
                     "Spark jobs/batch": round(jobs / len(batches), 1),
                     "query wall s": round(wall, 1),
@@ -94,9 +95,12 @@ def bench_streaming(bench: Bench) -> None:
     finally:
         for key, value in saved.items():
             spark.conf.set(key, value)
-    print_table(rows, list(rows[0]))
+    print_table(rows, [column for column in rows[0] if column != "batch s each"])
+    for row in rows:
+        print(f"{row['files']} files, held-out eval {row['held-out eval']}: batch s each {row['batch s each']}")
     notes = (f"{WARM_UP_RUNS} warm-up run on 3 files first, not reported (the JVM compiles Delta's code paths); "
-             "batch s: a micro-batch's triggerExecution time (the query's progress reports); foreachBatch s: its "
+             "batch s: a micro-batch's triggerExecution time (the query's progress reports), each in order in "
+             "'batch s each'; foreachBatch s: its "
              "addBatch part (the batch function: toPandas of the batch, the NumPy update, the model's Delta write, "
              "the held-out RMSE, the progress row); Spark jobs/batch: all jobs of the query / batches; ratings/s: all "
              "streamed ratings / sum of the batch times; ratings/s median batch: ratings per batch / median batch "

@@ -441,6 +441,7 @@ class StreamingSGD:
         model as version 0 of ``model``, the held-out set, and the progress row of batch -1 (with the offline model's held-out RMSE). The tables may have a
         column ``seen`` (ratings each entity was trained on, as :func:`fit_offline_model` gives);
         0 without it."""
+        from pyspark.sql import Row
         from pyspark.sql import functions as F
 
         spark = users_df.sparkSession
@@ -459,6 +460,8 @@ class StreamingSGD:
         heldout_rmse = self._heldout_rmse(spark, *self._state(spark, version), mu)
         row = (OFFLINE_BATCH_ID, 0, 0, 0, 0, 0, None, None, float(mu), int(ratings_seen), None, heldout_rmse, version)
         spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("overwrite").save(self.path("progress"))
+        # the first batch need not read the row back: it is version 0 of the new progress table
+        self._last = (self._version(spark, "progress"), Row(**dict(zip(PROGRESS_COLUMNS, row))))
 
     def __call__(self, batch_df, batch_id: int) -> None:
         from pyspark.sql import Row
