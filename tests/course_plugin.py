@@ -280,15 +280,22 @@ def pytest_addoption(parser):
                   default=[])
 
 
+def _cluster_paths(config) -> frozenset:
+    """The resolved paths of the notebooks ``course_cluster_notebooks`` lists (read once per run)."""
+    paths = getattr(config, "_course_cluster_paths", None)
+    if paths is None:
+        root = Path(str(config.rootpath))
+        paths = frozenset((root / listed).resolve() for listed in config.getini(CLUSTER_INI))
+        config._course_cluster_paths = paths
+    return paths
+
+
 def _on_cluster(item) -> bool:
-    if type(item).__name__ != "IPyNbCell":
-        return False
-    path = Path(str(item.fspath)).resolve()
-    return any(path == (Path(str(item.config.rootpath)) / listed).resolve()
-               for listed in item.config.getini(CLUSTER_INI))
+    return (type(item).__name__ == "IPyNbCell"
+            and Path(str(item.fspath)).resolve() in _cluster_paths(item.config))
 
 
-def _cluster_for(item):
+def _cluster_for():
     global _cluster
     if _cluster is None:
         import atexit
@@ -310,7 +317,7 @@ def pytest_runtest_setup(item):
     from includes.runtime.classroom import MASTER_ENV
 
     before = os.environ.get(MASTER_ENV)
-    os.environ[MASTER_ENV] = _cluster_for(item).url
+    os.environ[MASTER_ENV] = _cluster_for().url
     try:
         return (yield)
     finally:
