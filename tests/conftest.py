@@ -30,8 +30,6 @@ def spark():
     """A plain local Spark session for unit tests (no Delta): local[2], two shuffle partitions, no
     console progress; getOrCreate reuses the one another test module of this process started. A
     module that needs other settings defines its own ``spark`` fixture."""
-    import os
-
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -344,9 +344,12 @@ class StreamingSGD:
             self._last = (version, self.progress(spark).orderBy("batch_id", ascending=False).first())
         return self._last[1]
 
-    def _remember_progress(self, version_before: int, row) -> None:
-        """After appending ``row``: the progress table's next version is the one holding it."""
-        self._last = (version_before + 1, row)
+    def _remember_progress(self, version: int, row: tuple) -> None:
+        """After writing ``row`` (a tuple in PROGRESS_COLUMNS order) as ``version`` of the progress
+        table: :meth:`last_progress` returns it without reading the table back."""
+        from pyspark.sql import Row
+
+        self._last = (version, Row(**dict(zip(PROGRESS_COLUMNS, row))))
 
     def model_at(self, spark, version: int):
         """``(users_df, items_df)`` of version ``version`` of the model table (time travel)."""
@@ -431,17 +434,16 @@ class StreamingSGD:
 
     def _delete_tables(self, spark) -> None:
         """Remove the model, progress and held-out tables if they exist (any Hadoop file system)."""
-        jvm = spark.sparkContext._jvm
+        hadoop_fs, conf = spark.sparkContext._jvm.org.apache.hadoop.fs, spark.sparkContext._jsc.hadoopConfiguration()
         for table in ("model", "progress", "heldout"):
-            path = jvm.org.apache.hadoop.fs.Path(self.path(table))
-            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+            path = hadoop_fs.Path(self.path(table))
+            path.getFileSystem(conf).delete(path, True)
 
     def initialize(self, users_df, items_df, heldout_df, mu: float, ratings_seen: int):
         """Start a new model: delete the tables under ``root`` if they exist, then write the offline
-        model as version 0 of ``model``, the held-out set, and the progress row of batch -1 (with the offline model's held-out RMSE). The tables may have a
-        column ``seen`` (ratings each entity was trained on, as :func:`fit_offline_model` gives);
-        0 without it."""
-        from pyspark.sql import Row
+        model as version 0 of ``model``, the held-out set, and the progress row of batch -1 (with the
+        offline model's held-out RMSE). The tables may have a column ``seen`` (ratings each entity
+        was trained on, as :func:`fit_offline_model` gives); 0 without it."""
         from pyspark.sql import functions as F
 
         spark = users_df.sparkSession
@@ -460,12 +462,9 @@ class StreamingSGD:
         heldout_rmse = self._heldout_rmse(spark, *self._state(spark, version), mu)
         row = (OFFLINE_BATCH_ID, 0, 0, 0, 0, 0, None, None, float(mu), int(ratings_seen), None, heldout_rmse, version)
         spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("overwrite").save(self.path("progress"))
-        # the first batch need not read the row back: it is version 0 of the new progress table
-        self._last = (self._version(spark, "progress"), Row(**dict(zip(PROGRESS_COLUMNS, row))))
+        self._remember_progress(self._version(spark, "progress"), row)  # the first batch need not read it back
 
     def __call__(self, batch_df, batch_id: int) -> None:
-        from pyspark.sql import Row
-
         spark = batch_df.sparkSession
         last = self.last_progress(spark)
         progress_version = self._last[0]
@@ -494,7 +493,7 @@ class StreamingSGD:
                stats["new_items"], stats["first_timestamp"], stats["last_timestamp"], float(mu), int(ratings_seen),
                stats["batch_rmse"], heldout_rmse, version)
         spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("append").save(self.path("progress"))
-        self._remember_progress(progress_version, Row(**dict(zip(PROGRESS_COLUMNS, row))))
+        self._remember_progress(progress_version + 1, row)
         if self.on_stage:
             self.on_stage(batch_id, "progress")
 
