@@ -9,8 +9,10 @@ same model tables and the same per-batch metrics:
 
 - (a) ``all``: every file in one availableNow run;
 - (b) ``interrupted``: the query stops after the first file; when the rest has arrived it is
-  restarted from its checkpoint and "crashes" right after batch 1 has committed the new model,
-  before the progress row is written; restarted once more, it runs batch 1 again;
+  restarted from its checkpoint and "crashes" in batch 1 after computing the update, before its
+  commit; restarted, it runs batch 1 again and crashes right after its commit, before Spark
+  records the batch in its checkpoint; restarted once more, it runs batch 1 a third time, which
+  the function skips;
 - (c) ``replayed``: on the checkpoint of (a), the commit file of the last batch is deleted (a crash
   after the model update but before the checkpoint commit), so Spark runs that fully applied
   batch again; then the batch function is called directly with it once more.
@@ -276,6 +278,10 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         except Exception as error:  # the simulated crash
             return str(error)
 
+    def snapshot_rows(model):  # {batch_id: rows it appended to the model table}
+        return {int(k): int(v) for k, v in spark.read.format("delta").load(model.path("model"))
+                .groupBy("batch_id").count().toPandas().values}
+
     def snapshot(root, model):
         users, items, mu = model.tables_after(spark)
         progress = model.progress(spark).toPandas()
@@ -286,6 +292,7 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
             "mu": mu,
             "progress": json.loads(progress.to_json(orient="records")),
             "model_history": history.sort_values("version").operation.tolist(),
+            "rows_per_batch": snapshot_rows(model),
             "checkpoint_commits": sorted(int(p.name) for p in (root / "checkpoint" / "commits").iterdir()
                                          if p.name.isdigit()),
         }
@@ -316,10 +323,15 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
 
     def scenario_interrupted():
         # (b) stopped after the first file; restarted from the checkpoint when the rest has arrived,
-        # with a crash right after batch 1 has written the model (before its progress row); restarted again
-        def crash(batch_id, stage):
-            if batch_id == 1 and stage == "model":
-                raise RuntimeError("simulated crash after the model was written")
+        # with a crash in batch 1 before its commit; restarted, with a crash in batch 1 right after
+        # its commit; restarted again
+        def crash_before_commit(batch_id, stage):
+            if batch_id == 1 and stage == "computed":
+                raise RuntimeError("simulated crash before the commit")
+
+        def crash_after_commit(batch_id, stage):
+            if batch_id == 1 and stage == "committed":
+                raise RuntimeError("simulated crash after the commit")
 
         root, model = fresh("interrupted")
         replay.write(root / "incoming", [0])
@@ -327,8 +339,13 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
         results["stopped_batches"] = model.progress(spark).toPandas().batch_id.tolist()
         replay.write(root / "incoming", range(1, N_FILES))
         results["crash_error"] = run(root, sa.StreamingSGD(root / "model", params, app_id="test-interrupted",
-                                                           on_stage=crash))
+                                                           on_stage=crash_before_commit))
         results["crashed_batches"] = model.progress(spark).toPandas().batch_id.tolist()
+        results["crash_after_error"] = run(root, sa.StreamingSGD(root / "model", params, app_id="test-interrupted",
+                                                                 on_stage=crash_after_commit))
+        results["crashed_after_batches"] = model.progress(spark).toPandas().batch_id.tolist()
+        results["crashed_after_commits"] = sorted(int(p.name) for p in (root / "checkpoint" / "commits").iterdir()
+                                                  if p.name.isdigit())
         results["resumed_error"] = run(root, model)
         results["interrupted"] = snapshot(root, model)
 
@@ -345,6 +362,10 @@ def _run_scenarios(out_dir: Path) -> None:  # pragma: no cover - runs in the sub
     thread = threading.Thread(target=in_thread)
     thread.start()
     scenario_interrupted()
+    # (e) a batch of three ratings handed to the function directly
+    root, model = fresh("small")
+    model(spark.createDataFrame([(1, 5, 4.0, 1), (2, 5, 3.0, 2), (200, 5, 5.0, 3)], sa.RATINGS_DDL), 0)
+    results["small_rows_per_batch"] = snapshot_rows(model)
     thread.join()
     if failures:
         raise failures[0]
@@ -425,6 +446,15 @@ def test_every_batch_is_recorded_once_with_its_own_table_versions(scenarios):
     assert sum(row["ratings"] for row in progress) == len(synthetic_data()["stream"])
     assert [row["model_version"] for row in progress] == list(range(N_FILES + 1))
     assert scenarios["all"]["model_history"] == ["WRITE"] * (N_FILES + 1)
+    # the offline model is every user and item; a batch appends only the users and items it rated
+    data = synthetic_data()
+    assert scenarios["all"]["rows_per_batch"] == {
+        str(sa.OFFLINE_BATCH_ID): len(data["users"]) + len(data["items"]),
+        **{str(batch): len({u for u, _, _ in rows}) + len({i for _, i, _ in rows})
+           for batch, rows in enumerate(scenarios["files"])}}
+    # a batch of three ratings (two known users, one new; one movie) appends four rows, not the model
+    assert scenarios["small_rows_per_batch"] == {str(sa.OFFLINE_BATCH_ID): len(data["users"]) + len(data["items"]),
+                                                 "0": 4}
     # on this synthetic data the held-out error falls as the stream teaches the model the new users
     assert progress[-1]["heldout_rmse"] < progress[0]["heldout_rmse"]
 
@@ -449,12 +479,13 @@ def assert_same_model(run: dict, reference: dict):
 def test_a_run_stopped_part_way_and_crashed_mid_batch_ends_like_the_run_in_one_go(scenarios):
     assert scenarios["stopped_error"] is None
     assert scenarios["stopped_batches"] == [sa.OFFLINE_BATCH_ID, 0]
-    assert "simulated crash after the model was written" in scenarios["crash_error"]
-    assert scenarios["crashed_batches"] == [sa.OFFLINE_BATCH_ID, 0]  # batch 1 was not recorded...
+    assert "simulated crash before the commit" in scenarios["crash_error"]
+    assert scenarios["crashed_batches"] == [sa.OFFLINE_BATCH_ID, 0]  # batch 1 left nothing behind
+    assert "simulated crash after the commit" in scenarios["crash_after_error"]
+    assert scenarios["crashed_after_batches"] == [sa.OFFLINE_BATCH_ID, 0, 1]  # batch 1 is in the table...
+    assert scenarios["crashed_after_commits"] == [0]  # ...but not in Spark's checkpoint: it runs again
     interrupted = scenarios["interrupted"]
-    # ...but its model had been written, with the batch's transaction identifier: the redo's write
-    # was dropped by Delta and batch 1 records the crashed attempt's version, as many versions as
-    # the run in one go
+    # and its third run was skipped: one commit per batch, as many versions as the run in one go
     assert interrupted["model_history"] == ["WRITE"] * (N_FILES + 1)
     assert [row["model_version"] for row in interrupted["progress"]] == list(range(N_FILES + 1))
     assert scenarios["resumed_error"] is None
@@ -472,7 +503,7 @@ def test_replaying_an_applied_batch_changes_nothing(scenarios):
 
 
 def test_a_new_model_on_an_old_folder_applies_every_batch(scenarios):
-    """The transaction identifiers of the old table must not make Delta drop the new stream's writes."""
+    """The old table's records must not make the new stream skip its batches as already applied."""
     assert scenarios["reinitialized_error"] is None
     again = scenarios["reinitialized"]
     assert again["model_history"] == scenarios["all"]["model_history"]

@@ -33,15 +33,17 @@ What lives here (the notebook explains and drives it):
 - ``sgd_update`` (one micro-batch of biased SGD, vectorised NumPy on the driver) is not here:
   ML17 defines and runs it in a cell of its own, generated into
   :mod:`includes.lessons.streaming_update` (``make export``).
-- :class:`StreamingSGD`: the ``foreachBatch`` function. It keeps the model in versioned Delta
-  tables and makes every batch idempotent (see its docstring); ``update`` is the function it
-  applies to each batch (ML17 passes its own cell's ``sgd_update``).
+- :class:`StreamingSGD`: the ``foreachBatch`` function. It keeps the model in a Delta table that
+  every batch appends its changed rows to, with the batch's progress record in the same commit,
+  which makes every batch idempotent (see its docstring); ``update`` is the function it applies to
+  each batch (ML17 passes its own cell's ``sgd_update``).
 - :func:`sgd_update_numpy`: the same update rating by rating on dictionaries, the reference for
   the unit tests.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import defaultdict
@@ -56,12 +58,13 @@ from includes.lessons.streaming_update import Factors, sgd_update
 RATINGS_DDL = "userId INT, movieId INT, rating DOUBLE, timestamp LONG"
 USERS_DDL = "userId INT, bias DOUBLE, factors ARRAY<DOUBLE>"
 ITEMS_DDL = "movieId INT, bias DOUBLE, factors ARRAY<DOUBLE>"
-PROGRESS_DDL = (
-    "batch_id LONG, ratings LONG, users LONG, items LONG, new_users LONG, new_items LONG, "
-    "first_timestamp LONG, last_timestamp LONG, mu DOUBLE, ratings_seen LONG, "
-    "batch_rmse DOUBLE, heldout_rmse DOUBLE, model_version LONG"
+# A batch's progress record, the metadata of the model table's commit that applied it (JSON):
+RECORD_DDL = (
+    "app_id STRING, batch_id LONG, ratings LONG, users LONG, items LONG, new_users LONG, new_items LONG, "
+    "first_timestamp LONG, last_timestamp LONG, mu DOUBLE, ratings_seen LONG, batch_rmse DOUBLE, heldout_rmse DOUBLE"
 )
-PROGRESS_COLUMNS = tuple(field.split()[0] for field in PROGRESS_DDL.split(", "))
+# the progress table (StreamingSGD.progress): the records with the version of the commit that carries each
+PROGRESS_DDL = RECORD_DDL + ", model_version LONG"
 # The offline model is recorded as batch -1 in the progress table.
 OFFLINE_BATCH_ID = -1
 # The replay of the stream part (ReplayFiles, replay_stream) is includes.lessons.replay, ordered by:
@@ -264,50 +267,49 @@ class StreamingSGD:
 
     Delta tables under ``root``:
 
-    - ``model``: the factor tables of users and items in one table (``side`` is ``"user"`` or
-      ``"item"``, then ``id, bias, factors, seen``). Every batch writes the whole new model as one new
-      version (one atomic commit; the table is small, a few MB). :meth:`model_at` and
-      :meth:`tables_after` return a version as the two tables ``users(userId, bias, factors)`` and
-      ``items(movieId, bias, factors)``.
-    - ``progress``: one row per applied batch (batch -1 is the offline model): its statistics,
-      the global mean ``mu`` and count ``ratings_seen`` after it, the RMSE on the held-out set
-      after it, and the version of ``model`` it wrote.
+    - ``model``: the model as a log of changes, rows ``(batch_id, side, id, bias, factors, seen)``
+      (``side`` is ``"user"`` or ``"item"``). :meth:`initialize` writes the offline model as batch
+      -1 (every user and item); every micro-batch appends, as one commit, the rows of the users and
+      items it updated or added. The model after batch ``b`` is, for every (side, id), its row with
+      the highest ``batch_id`` up to ``b``: :meth:`model_at` and :meth:`tables_after` return it as
+      the two tables ``users(userId, bias, factors, seen)`` and ``items(movieId, ...)``.
+    - Every commit of ``model`` carries its batch's progress record in Delta's commit metadata
+      (the ``userMetadata`` writer option, JSON): the batch's statistics, the global mean ``mu``
+      and count ``ratings_seen`` after it, the RMSE on the held-out set after it.
+      :meth:`progress` reads the records back from the table's history, with the commit's version
+      as ``model_version``.
     - ``heldout``: the fixed held-out ratings.
 
     Exactly once. Structured Streaming runs a micro-batch again, with the same ``batch_id`` and
     the same files, if the query stopped before it committed the batch to its checkpoint, so the
-    function must be idempotent. The progress row is the commit record of a batch:
+    function must be idempotent. A batch's rows and its record are one Delta commit, so the batch
+    is either entirely in the table or not at all:
 
-    1. if ``batch_id`` already has a progress row, the batch was fully applied: do nothing;
-    2. otherwise start from the model *as of the version the previous batch recorded* (Delta
-       time travel), not from the latest version, which a crashed attempt may have written;
-    3. compute the new model from that state and write it with Delta's ``txnAppId``/``txnVersion``
-       writer options (``app_id``, ``batch_id``): Delta records the pair in the same commit and
-       drops a later write of the same batch by the same application. After a crash between this
-       write and the progress row, the redo computes the same model from the same state and the
-       same file, Delta drops its write, and the batch records the version the crashed attempt
-       wrote: a crash costs no extra version and never applies a batch twice;
-    4. append the progress row (a plain append: step 1 skips any batch that already has one).
+    1. if the latest commit's record has this ``batch_id`` or a later one, the batch was applied:
+       do nothing;
+    2. otherwise compute the update from the model as of the latest commit (the state the previous
+       batch left) and append the changed rows with the batch's record, in one commit.
 
-    One Delta transaction identifier per batch, on the model write: the overwrite reconstructs
-    the table's state anyway (to know which files it replaces), so checking the identifier there
-    costs nothing more, while on the progress append it would cost a second reconstruction.
-    ``initialize`` deletes existing tables first: the identifiers a table has recorded outlive an
-    overwrite, and a new stream on an old table would see its batches dropped as already written.
+    A crash before the commit leaves nothing behind: the redo computes the same rows from the same
+    state and the same file. A crash after it, before Spark commits the batch to its checkpoint,
+    is skipped by step 1. Delta's ``txnAppId``/``txnVersion`` writer options are not used: a write
+    that carries them first looks up the identifiers the table has recorded, which reconstructs the
+    table's state (Spark jobs over its log) at every batch; a plain append needs no state.
 
     Where the work happens. A micro-batch holds a few thousand ratings and the model a few
     thousand rows of ``rank`` numbers (under 1 MB), so the batch is brought to the driver
     (``toPandas``, one Spark job) and ``update`` (ML17's ``sgd_update``) runs there in NumPy
     on the model held in memory as :class:`~includes.lessons.streaming_update.Factors`. Spark's
-    part per batch is reading the batch's file and the two Delta commits (the model version and
-    the progress row); the held-out RMSE is computed in NumPy too. The table versions are read
-    from the Delta log's file names (no Spark job) when the tables are on a local file system.
+    part per batch is reading the batch's file and one Delta append; the held-out RMSE is
+    computed in NumPy too. The latest version and its record are read from the Delta log's files
+    (no Spark job) when the table is on a local file system, else from the table's history.
 
     The instance keeps the model it has just written in memory with its version, so the next
-    batch need not read it back from Delta while that version is the one recorded. It assumes it
-    is the only writer of its tables. ``on_stage(batch_id, stage)``, if given, is called after the
-    stages ``"model"`` (model version committed) and ``"progress"``: tests and the lesson use it
-    to simulate a crash. ``evaluate=False`` skips the held-out RMSE of every batch.
+    batch need not read it back from Delta while that version is the latest. It assumes it is the
+    only writer of its tables. ``on_stage(batch_id, stage)``, if given, is called at the stages
+    ``"computed"`` (the update is computed, nothing is written yet) and ``"committed"`` (the
+    batch's commit is in the table): tests and the lesson use it to simulate a crash.
+    ``evaluate=False`` skips the held-out RMSE of every batch.
     """
 
     def __init__(self, root: os.PathLike | str, params: SGDParams, app_id: str = "streaming-sgd",
@@ -317,11 +319,11 @@ class StreamingSGD:
         # the micro-batch update: (ratings pdf, users, items, mu, params) -> Update(users, items, stats)
         self.update = sgd_update if update is None else update
         self.params = params
-        self.app_id = app_id
+        self.app_id = app_id  # names the writer in every commit's record
         self.on_stage = on_stage
         self.evaluate = evaluate  # False: no held-out RMSE per batch (heldout_rmse stays null)
         self._cache = None  # (model version, users Factors, items Factors)
-        self._last = None  # (progress table version, last progress row)
+        self._last = None  # (model version, the progress row of that version)
         self._heldout = None  # (user ids, item ids, ratings) of the held-out set, NumPy
 
     def __getstate__(self):  # the in-memory state stays behind if the function is shipped elsewhere
@@ -334,29 +336,64 @@ class StreamingSGD:
 
     # reading -----------------------------------------------------------------------------------
     def progress(self, spark):
-        """The progress table, one row per applied batch, ordered by batch_id."""
-        return spark.read.format("delta").load(self.path("progress")).orderBy("batch_id")
+        """One row per applied batch (batch -1 is the offline model), ordered by batch_id: the
+        records of the model table's commits, read from its history."""
+        from delta.tables import DeltaTable
+        from pyspark.sql import functions as F
+
+        history = DeltaTable.forPath(spark, self.path("model")).history()
+        return (history.filter(F.col("userMetadata").isNotNull())
+                .select(F.from_json("userMetadata", RECORD_DDL).alias("record"), F.col("version").alias("model_version"))
+                .select("record.*", "model_version").orderBy("batch_id"))
 
     def last_progress(self, spark):
-        """The progress row of the last applied batch (remembered while the table is unchanged)."""
-        version = self._version(spark, "progress")
+        """The progress row of the last applied batch: the record of the model table's latest
+        commit (remembered while that version is the latest)."""
+        version = self._version(spark)
         if self._last is None or self._last[0] != version:
-            self._last = (version, self.progress(spark).orderBy("batch_id", ascending=False).first())
+            self._remember_progress(version, self._record(spark, version))
         return self._last[1]
 
-    def _remember_progress(self, version: int, row: tuple) -> None:
-        """After writing ``row`` (a tuple in PROGRESS_COLUMNS order) as ``version`` of the progress
-        table: :meth:`last_progress` returns it without reading the table back."""
+    def _record(self, spark, version: int) -> dict:
+        """The progress record that commit ``version`` of the model table carries."""
+        log_file = os.path.join(self.path("model"), "_delta_log", f"{version:020d}.json")
+        text = None
+        if os.path.isfile(log_file):
+            with open(log_file, encoding="utf-8") as log:
+                for line in log:
+                    action = json.loads(line)
+                    if "commitInfo" in action:
+                        text = action["commitInfo"].get("userMetadata")
+                        break
+        else:
+            from delta.tables import DeltaTable
+            from pyspark.sql import functions as F
+
+            row = (DeltaTable.forPath(spark, self.path("model")).history()
+                   .filter(F.col("version") == version).select("userMetadata").first())
+            text = None if row is None else row[0]
+        if text is None:
+            raise RuntimeError(f"version {version} of {self.path('model')} carries no progress record: something "
+                               "other than StreamingSGD wrote it; start a new model with initialize()")
+        return json.loads(text)
+
+    def _remember_progress(self, version: int, record: dict) -> None:
+        """After ``record`` was committed as ``version`` of the model table: :meth:`last_progress`
+        returns it without reading the log."""
         from pyspark.sql import Row
 
-        self._last = (version, Row(**dict(zip(PROGRESS_COLUMNS, row))))
+        self._last = (version, Row(**record, model_version=version))
 
     def model_at(self, spark, version: int):
-        """``(users_df, items_df)`` of version ``version`` of the model table (time travel)."""
+        """``(users_df, items_df)`` of version ``version`` of the model table (time travel): every
+        user's and item's row with the highest batch_id in that version."""
         from pyspark.sql import functions as F
 
         model = spark.read.format("delta").option("versionAsOf", version).load(self.path("model"))
-        return tuple(model.filter(F.col("side") == side).select(F.col("id").alias(key), "bias", "factors", "seen")
+        latest = (model.groupBy("side", "id")
+                  .agg(F.max_by(F.struct("bias", "factors", "seen"), "batch_id").alias("row"))
+                  .select("side", "id", "row.*"))
+        return tuple(latest.filter(F.col("side") == side).select(F.col("id").alias(key), "bias", "factors", "seen")
                      for side, key in (("user", "userId"), ("item", "movieId")))
 
     def tables_after(self, spark, batch_id: int | None = None):
@@ -371,25 +408,26 @@ class StreamingSGD:
             raise ValueError(f"batch {batch_id} has not been applied")
         return (*self.model_at(spark, row.model_version), row.mu)
 
-    def _version(self, spark, table: str) -> int:
-        """The latest version of ``table``: the highest commit file in its Delta log on a local
-        file system (no Spark job), else the table's history."""
-        log = os.path.join(self.path(table), "_delta_log")
+    def _version(self, spark) -> int:
+        """The latest version of the model table: the highest commit file in its Delta log on a
+        local file system (no Spark job), else the table's history."""
+        log = os.path.join(self.path("model"), "_delta_log")
         if os.path.isdir(log):
             versions = [int(name[:-5]) for name in os.listdir(log) if _COMMIT_FILE.fullmatch(name)]
             if versions:
                 return max(versions)
         from delta.tables import DeltaTable
 
-        return DeltaTable.forPath(spark, self.path(table)).history(1).select("version").first()[0]
+        return DeltaTable.forPath(spark, self.path("model")).history(1).select("version").first()[0]
 
     def _state(self, spark, version: int):
-        """The model at ``version`` as ``(users, items)`` Factors, from memory if this instance
-        wrote or read that version last."""
+        """The model at ``version`` as ``(users, items)`` Factors (rows sorted by id), from memory
+        if this instance wrote or read that version last."""
         if self._cache is not None and self._cache[0] == version:
             return self._cache[1], self._cache[2]
         pdf = (spark.read.format("delta").option("versionAsOf", version).load(self.path("model"))
-               .select("side", "id", "bias", "factors", "seen").toPandas())
+               .select("batch_id", "side", "id", "bias", "factors", "seen").toPandas()
+               .sort_values(["side", "id", "batch_id"]).drop_duplicates(["side", "id"], keep="last"))
         users, items = (factors_from_pandas(pdf[pdf["side"] == side], "id", self.params.rank)
                         for side in ("user", "item"))
         self._cache = (version, users, items)
@@ -402,24 +440,17 @@ class StreamingSGD:
         return rmse_numpy(*self._heldout, users, items, mu, self.params.low, self.params.high)
 
     # writing -----------------------------------------------------------------------------------
-    @staticmethod
-    def _model_rows(users_df, items_df):
-        from pyspark.sql import functions as F
-
-        return (users_df.select(F.lit("user").alias("side"), F.col("userId").alias("id"), "bias", "factors", "seen")
-                .unionByName(items_df.select(F.lit("item").alias("side"), F.col("movieId").alias("id"),
-                                             "bias", "factors", "seen")))
-
-    def _write_model(self, spark, users, items, batch_id: int) -> int:
-        """Overwrite the model table with ``users`` and ``items`` (Factors) in one commit tagged with
-        the transaction identifier (``app_id``, ``batch_id``); returns the table's latest version,
-        the new one, or the one an earlier attempt of the batch wrote if Delta dropped this write.
-        The rows go to Spark as one Arrow table (no Python row objects)."""
+    def _commit(self, spark, batch_id: int, users, items, record: dict) -> int:
+        """Append the rows ``users`` and ``items`` (Factors) as ``batch_id`` to the model table,
+        with ``record`` as the commit's metadata, in one commit; returns the new version. The rows
+        go to Spark as one Arrow table (no Python row objects)."""
         import pyarrow as pa
 
         rank = self.params.rank
+        n = len(users.ids) + len(items.ids)
         factors = np.vstack([users.factors, items.factors]).reshape(-1)
         table = pa.table({
+            "batch_id": pa.array(np.full(n, batch_id, dtype=np.int64), pa.int64()),
             "side": pa.array(["user"] * len(users.ids) + ["item"] * len(items.ids), pa.string()),
             "id": pa.array(np.concatenate([users.ids, items.ids]).astype(np.int32), pa.int32()),
             "bias": pa.array(np.concatenate([users.bias, items.bias]), pa.float64()),
@@ -427,75 +458,78 @@ class StreamingSGD:
                                                 pa.array(factors, pa.float64())),
             "seen": pa.array(np.concatenate([users.seen, items.seen]).astype(np.int64), pa.int64()),
         })
-        (spark.createDataFrame(table).coalesce(1).write.format("delta").mode("overwrite")
-         .option("txnAppId", self.app_id).option("txnVersion", int(batch_id))
-         .save(self.path("model")))
-        return self._version(spark, "model")
+        (spark.createDataFrame(table).coalesce(1).write.format("delta").mode("append")
+         .option("userMetadata", json.dumps(record)).save(self.path("model")))
+        version = self._version(spark)
+        self._remember_progress(version, record)
+        return version
+
+    def _record_of(self, batch_id: int, stats: dict, mu: float, ratings_seen: int, heldout_rmse) -> dict:
+        """A batch's progress record (JSON-ready: plain ints, floats and None)."""
+        def number(value, kind):
+            return None if value is None else kind(value)
+
+        return {"app_id": self.app_id, "batch_id": int(batch_id),
+                **{key: number(stats.get(key), int) for key in ("ratings", "users", "items", "new_users",
+                                                                 "new_items", "first_timestamp", "last_timestamp")},
+                "mu": float(mu), "ratings_seen": int(ratings_seen), "batch_rmse": number(stats.get("batch_rmse"), float),
+                "heldout_rmse": number(heldout_rmse, float)}
 
     def _delete_tables(self, spark) -> None:
-        """Remove the model, progress and held-out tables if they exist (any Hadoop file system)."""
+        """Remove the model and held-out tables if they exist (any Hadoop file system)."""
         hadoop_fs, conf = spark.sparkContext._jvm.org.apache.hadoop.fs, spark.sparkContext._jsc.hadoopConfiguration()
-        for table in ("model", "progress", "heldout"):
+        for table in ("model", "heldout"):
             path = hadoop_fs.Path(self.path(table))
             path.getFileSystem(conf).delete(path, True)
 
     def initialize(self, users_df, items_df, heldout_df, mu: float, ratings_seen: int):
-        """Start a new model: delete the tables under ``root`` if they exist, then write the offline
-        model as version 0 of ``model``, the held-out set, and the progress row of batch -1 (with the
-        offline model's held-out RMSE). The tables may have a column ``seen`` (ratings each entity
+        """Start a new model: delete the tables under ``root`` if they exist, write the held-out
+        set, then the offline model as batch -1, version 0 of ``model``, whose record holds the
+        offline model's held-out RMSE. The tables may have a column ``seen`` (ratings each entity
         was trained on, as :func:`fit_offline_model` gives); 0 without it."""
-        from pyspark.sql import functions as F
-
         spark = users_df.sparkSession
-        def table(df, key):  # ``seen`` is 0 where the tables do not say what each entity was trained on
-            seen = F.col("seen").cast("long") if "seen" in df.columns else F.lit(0).cast("long")
-            return df.select(key, F.col("bias").cast("double"), F.col("factors").cast("array<double>"),
-                             seen.alias("seen"))
-
-        users, items = table(users_df, "userId"), table(items_df, "movieId")
         self._delete_tables(spark)
-        self._model_rows(users, items).coalesce(1).write.format("delta").mode("overwrite").save(self.path("model"))
         heldout_df.select("userId", "movieId", "rating").coalesce(1) \
             .write.format("delta").mode("overwrite").save(self.path("heldout"))
         self._cache, self._last, self._heldout = None, None, None
-        version = self._version(spark, "model")
-        heldout_rmse = self._heldout_rmse(spark, *self._state(spark, version), mu)
-        row = (OFFLINE_BATCH_ID, 0, 0, 0, 0, 0, None, None, float(mu), int(ratings_seen), None, heldout_rmse, version)
-        spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("overwrite").save(self.path("progress"))
-        self._remember_progress(self._version(spark, "progress"), row)  # the first batch need not read it back
+        users = factors_from_df(users_df, "userId", self.params.rank)
+        items = factors_from_df(items_df, "movieId", self.params.rank)
+        heldout_rmse = self._heldout_rmse(spark, users, items, mu)
+        record = self._record_of(OFFLINE_BATCH_ID, {key: 0 for key in ("ratings", "users", "items", "new_users",
+                                                                       "new_items")}, mu, ratings_seen, heldout_rmse)
+        self._cache = (self._commit(spark, OFFLINE_BATCH_ID, users, items, record), users, items)
 
     def __call__(self, batch_df, batch_id: int) -> None:
         spark = batch_df.sparkSession
         last = self.last_progress(spark)
-        progress_version = self._last[0]
         if batch_id <= last.batch_id:
             return  # already applied: a replay after a crash, nothing to do
         if batch_id != last.batch_id + 1:
             raise RuntimeError(f"batch {batch_id} arrived but the last applied batch is {last.batch_id}: "
-                               "the checkpoint and the model tables do not belong together")
-        p = self.params
+                               "the checkpoint and the model table do not belong together")
         users, items = self._state(spark, last.model_version)  # the state the last batch left
         ratings = batch_df.select("userId", "movieId", "rating", "timestamp").toPandas()  # one small Spark job
-        update = self.update(ratings, users, items, last.mu, p)  # on the driver, in NumPy
+        update = self.update(ratings, users, items, last.mu, self.params)  # on the driver, in NumPy
         stats = update.stats
         if stats["ratings"]:
             users, items = update.users, update.items
-            version = self._write_model(spark, users, items, batch_id)  # one atomic commit
-            self._cache = (version, users, items)
-        else:
-            version = last.model_version
-        if self.on_stage:
-            self.on_stage(batch_id, "model")
         ratings_seen = last.ratings_seen + stats["ratings"]
         mu = (last.mu * last.ratings_seen + stats["rating_sum"]) / ratings_seen if stats["ratings"] else last.mu
         heldout_rmse = self._heldout_rmse(spark, users, items, mu) if self.evaluate else None
-        row = (int(batch_id), stats["ratings"], stats["users"], stats["items"], stats["new_users"],
-               stats["new_items"], stats["first_timestamp"], stats["last_timestamp"], float(mu), int(ratings_seen),
-               stats["batch_rmse"], heldout_rmse, version)
-        spark.createDataFrame([row], PROGRESS_DDL).write.format("delta").mode("append").save(self.path("progress"))
-        self._remember_progress(progress_version + 1, row)
+        record = self._record_of(batch_id, stats, mu, ratings_seen, heldout_rmse)
         if self.on_stage:
-            self.on_stage(batch_id, "progress")
+            self.on_stage(batch_id, "computed")
+        # the rows this batch changed or added, and the record, in one commit
+        changed_users = _subset(users, np.isin(users.ids, ratings["userId"].to_numpy()))
+        changed_items = _subset(items, np.isin(items.ids, ratings["movieId"].to_numpy()))
+        self._cache = (self._commit(spark, batch_id, changed_users, changed_items, record), users, items)
+        if self.on_stage:
+            self.on_stage(batch_id, "committed")
+
+
+def _subset(side: Factors, mask) -> Factors:
+    """The rows of ``side`` where ``mask`` is true."""
+    return Factors(side.ids[mask], side.bias[mask], side.factors[mask], side.seen[mask])
 
 
 # ------------------------------------------------------------------------------------------------
