@@ -58,6 +58,10 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # the course folder: `benchmarks` and `includes`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from includes.runtime import numeric  # noqa: E402  (standard library only)
+
+numeric.pin()  # before numpy loads, so the benchmarks compute like the notebooks and the tests
+
 from benchmarks.common import Bench  # noqa: E402  (after the path above)
 from benchmarks.sections import load as load_sections  # noqa: E402
 

@@ -101,8 +101,8 @@ def bench_streaming(bench: Bench) -> None:
     notes = (f"1 warm-up run on {WARM_UP_RUN[0]} files first, not reported (the JVM compiles Delta's code paths); "
              "batch s: a micro-batch's triggerExecution time (the query's progress reports), each in order in "
              "'batch s each'; foreachBatch s: its "
-             "addBatch part (the batch function: toPandas of the batch, the NumPy update, the model's Delta write, "
-             "the held-out RMSE, the progress row); Spark jobs/batch: all jobs of the query / batches; ratings/s: all "
+             "addBatch part (the batch function: toPandas of the batch, the NumPy update, the held-out RMSE, the Delta "
+             "append of the changed rows with the batch's progress record); Spark jobs/batch: all jobs of the query / batches; ratings/s: all "
              "streamed ratings / sum of the batch times; ratings/s median batch: ratings per batch / median batch "
              f"time; vs batch ALS: against the batch model retrained on all training ratings ({batch_rmse:.4f})")
     print(notes)
