@@ -59,6 +59,9 @@ def test_display_path_is_relative_to_the_course_root():
 
 
 def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypatch):
+    from includes.runtime import spark
+
+    monkeypatch.setattr(spark, "CLASS_ARCHIVE", tmp_path / "absent.jsa")  # its option: the test below
     monkeypatch.setenv("COURSE_DRIVER_JAVA_OPTIONS", "-XX:MaxVectorSize=64 -Xss4m")
     local = session_options("MLX", "local[2]", tmp_path, jars=["x.jar"])
     # the course's options first, so that the user's own (here a wider vector) win
@@ -114,6 +117,43 @@ def test_setup_check_records_the_jars_and_spark_blas_adds_four_lanes(tmp_path):
     lines = record.read_text().split()
     assert lines[0] == delta_package() and len(lines) > 1
     assert recorded_jars(lines[0], record) == lines[1:]
+
+
+def test_drivers_map_the_class_archive_when_there_is_one(tmp_path, monkeypatch):
+    """Every driver, local or on a cluster, maps the class archive make setup wrote; without one
+    it starts as before; the session that writes the archive does not map one."""
+    from includes.runtime import spark
+
+    archive = tmp_path / "classes.jsa"
+    monkeypatch.setattr(spark, "CLASS_ARCHIVE", archive)
+    for master in ("local[1]", "spark://somewhere:7077"):
+        assert "SharedArchiveFile" not in session_options("MLX", master, tmp_path)["spark.driver.extraJavaOptions"]
+    archive.write_bytes(b"archive")
+    for master in ("local[1]", "spark://somewhere:7077"):
+        options = session_options("MLX", master, tmp_path)
+        assert options["spark.driver.extraJavaOptions"].endswith(f"-XX:SharedArchiveFile={archive}")
+        assert "SharedArchiveFile" not in options.get("spark.executor.extraJavaOptions", "")
+    dump = session_options("MLX", "local[2]", tmp_path, archive_to=tmp_path / "new.jsa")["spark.driver.extraJavaOptions"]
+    assert dump.endswith(f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}") and "SharedArchiveFile" not in dump
+
+
+def test_make_setup_wrote_a_class_archive_that_a_course_driver_maps(tmp_path):
+    """make setup's class archive is whole and fits the course's driver: with -Xshare:on a JVM
+    refuses to start (or crashes) when it cannot map the archive, so a session that starts and
+    counts proves the driver runs on the archived classes."""
+    from includes.runtime.spark import CLASS_ARCHIVE
+
+    assert CLASS_ARCHIVE.is_file(), f"make setup wrote no class archive ({display_path(CLASS_ARCHIVE)}): run make setup"
+    env = {**os.environ, "COURSE_DRIVER_JAVA_OPTIONS": "-XX:+UseParallelGC -Xshare:on"}
+    code = ("import sys, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1])\n"
+            "from includes.runtime.spark import start_session\n"
+            "with tempfile.TemporaryDirectory() as tmp:\n"
+            "    spark = start_session('archive-probe', 'local[1]', tmp, Path(tmp) / 'spark.log')\n"
+            "    print('rows', spark.range(3).count(), spark.sparkContext.getConf().get('spark.driver.extraJavaOptions'))\n")
+    probe = subprocess.run([sys.executable, "-c", code, str(COURSE_ROOT)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0 and "rows 3" in probe.stdout, probe.stdout[-2000:] + probe.stderr[-3000:]
+    assert probe.stdout.strip().endswith(f"-Xshare:on -XX:SharedArchiveFile={CLASS_ARCHIVE}")
 
 
 def test_stdout_and_stderr_keep_the_order_they_were_written_in():

@@ -10,11 +10,19 @@ Delta Lake's jars: ``delta-spark``'s pip helper asks Spark to resolve
 Ivy's resolution (and its shared cache lock when two notebooks start at once). On a standalone
 cluster the driver serves the same files to the executors. Without the record (another
 environment, or the Delta version changed) the session falls back to resolving the package.
+
+The driver's class archive: a JVM spends seconds of CPU loading and verifying Spark's classes at
+every start. ``make setup`` also runs one representative session (Delta, SQL, MLlib, Arrow) whose
+JVM dumps the classes it loaded into :data:`CLASS_ARCHIVE` (the JDK's class data sharing,
+``-XX:ArchiveClassesAtExit``); every later driver maps that file (``-XX:SharedArchiveFile``)
+instead of loading them again. A missing or stale archive (another JDK) only costs the time: the
+JVM then ignores it and loads the classes as usual.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +45,7 @@ DEFAULT_SHUFFLE_PARTITIONS = 8
 # still run on all cores.
 LOCAL_DEFAULT_PARALLELISM = 2
 JARS_FILE = Path(sys.prefix) / "course-delta-jars.txt"
+CLASS_ARCHIVE = Path(sys.prefix) / "course-spark-classes.jsa"
 
 
 def delta_package() -> str:
@@ -63,8 +72,12 @@ def recorded_jars(package: str, jars_file: Path | None = None) -> list[str] | No
     return jars
 
 
-def session_options(app_name: str, master: str, working_dir: Path, jars: list[str] | None = None) -> dict[str, str]:
-    """Every Spark option of a course session (see :mod:`includes.runtime.classroom` for the variables)."""
+def session_options(app_name: str, master: str, working_dir: Path, jars: list[str] | None = None,
+                    archive_to: Path | None = None) -> dict[str, str]:
+    """Every Spark option of a course session (see :mod:`includes.runtime.classroom` for the variables).
+
+    The driver maps :data:`CLASS_ARCHIVE` if it exists; ``archive_to`` instead makes it dump the
+    classes it loads into that file when it exits (:func:`write_class_archive`)."""
     local = master.startswith("local")
     # The course's datasets are the same few megabytes on a cluster as on a laptop, so the
     # small-data settings below hold for every master; COURSE_SHUFFLE_PARTITIONS raises them.
@@ -102,6 +115,10 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         driver_java_options = f"{driver_java_options} {own}".strip()
     else:
         options["spark.executor.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
+    if archive_to is not None:
+        driver_java_options = f"{driver_java_options} -XX:ArchiveClassesAtExit={archive_to}"
+    elif CLASS_ARCHIVE.is_file():
+        driver_java_options = f"{driver_java_options} -XX:SharedArchiveFile={CLASS_ARCHIVE}"
     options["spark.driver.extraJavaOptions"] = driver_java_options
     return options
 
@@ -113,7 +130,7 @@ def configure_python_workers() -> None:
 
 
 def start_session(app_name: str, master: str, working_dir: os.PathLike | str, log_path: os.PathLike | str,
-                  use_recorded_jars: bool = True):
+                  use_recorded_jars: bool = True, archive_to: Path | None = None):
     """Start (or reuse) this process's SparkSession with Delta Lake, the JVM's console output in ``log_path``.
 
     ipykernel captures everything written to the process's stdout/stderr, so without the log file
@@ -125,7 +142,7 @@ def start_session(app_name: str, master: str, working_dir: os.PathLike | str, lo
 
     configure_python_workers()
     jars = recorded_jars(delta_package()) if use_recorded_jars else None
-    options = session_options(app_name, master, Path(working_dir), jars)
+    options = session_options(app_name, master, Path(working_dir), jars, archive_to)
     if SparkContext._gateway is None:
         conf = SparkConf()
         for key, value in options.items():
@@ -165,6 +182,55 @@ def check(jars_file: Path | None = None) -> str:
             f"BLAS {blas}, {lanes} double lanes: OK")
 
 
+def write_class_archive(archive: Path | None = None) -> str:
+    """Run one representative course session (a Delta table written, read and aggregated, an MLlib
+    pipeline fitted, a DataFrame to pandas through Arrow) in a driver that dumps the classes it
+    loaded when it exits, and install the dump as ``archive`` (default :data:`CLASS_ARCHIVE`).
+    The dump goes to a temporary name first: a half-written archive is never installed. Returns a
+    one-line report."""
+    from pyspark import SparkContext
+
+    archive = CLASS_ARCHIVE if archive is None else Path(archive)
+    partial = archive.with_name(archive.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "spark.log"
+        spark = start_session("setup-class-archive", "local[2]", tmp, log, archive_to=partial)
+        from pyspark.ml import Pipeline
+        from pyspark.ml.feature import StringIndexer, VectorAssembler
+        from pyspark.ml.regression import LinearRegression
+        from pyspark.sql import functions as F
+
+        df = spark.range(200).select("id", (F.col("id") % 3).cast("string").alias("group"),
+                                     (F.col("id") * 2.0 + 1).alias("label"))
+        df.write.format("delta").save(tmp + "/t")
+        table = spark.read.format("delta").load(tmp + "/t")
+        table.groupBy("group").agg(F.avg("label")).orderBy("group").collect()
+        Pipeline(stages=[StringIndexer(inputCol="group", outputCol="group_index"),
+                         VectorAssembler(inputCols=["id", "group_index"], outputCol="features"),
+                         LinearRegression()]).fit(table).transform(table).toPandas()
+        gateway = SparkContext._gateway
+        spark.stop()
+        # the JVM exits when its stdin closes and writes the archive on its way out
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=300)
+        SparkContext._gateway = SparkContext._jvm = None
+    if not partial.is_file():
+        raise RuntimeError("the driver wrote no class archive; sessions start without one")
+    # a truncated archive (a full disk during the dump) crashes every JVM that maps it, while a whole
+    # one is at worst ignored: a JVM that maps it must start (here without Spark's class path)
+    java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    with tempfile.TemporaryDirectory() as tmp:  # where a crashing JVM leaves its report
+        probe = subprocess.run([str(java), f"-XX:SharedArchiveFile={partial}", "-Xshare:auto", "-version"],
+                               cwd=tmp, capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        partial.unlink()
+        raise RuntimeError(f"the class archive the driver wrote is damaged (java exit {probe.returncode}); "
+                           "sessions start without one")
+    partial.replace(archive)
+    return f"Spark driver's class archive: {archive.name}, {archive.stat().st_size / 2 ** 20:.0f} MB"
+
+
 def blas_lanes(spark) -> tuple[int, str]:
     """How many doubles the driver's Vector API adds at once, and Spark's BLAS implementation."""
     jvm = spark._jvm
@@ -176,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m includes.runtime.spark")
-    parser.add_argument("command", choices=["check"])
+    parser.add_argument("command", choices=["check", "archive"])
     parser.add_argument("--jars-file", type=Path, help=f"where to record Delta's jar files (default {JARS_FILE})")
+    parser.add_argument("--archive", type=Path, help=f"where to write the driver's class archive (default {CLASS_ARCHIVE})")
     args = parser.parse_args(argv)
-    print(check(args.jars_file))
+    print(check(args.jars_file) if args.command == "check" else write_class_archive(args.archive))
     return 0
 
 

@@ -8,7 +8,10 @@ when already done:
 3. resolve Delta Lake's jars from Maven Central, prove Spark + Delta work (a tiny Delta write
    and read in a temporary folder) and record the jar files for later sessions
    (``python -m includes.runtime.spark check``);
-4. install the datasets (``COURSE_DATASETS_MIRROR`` names a local mirror or base URL).
+4. write the Spark driver's class archive (``python -m includes.runtime.spark archive``: one
+   representative session whose JVM dumps the classes it loaded, so later drivers start faster;
+   redone with the environment, or when the file is missing; a failure only costs that time);
+5. install the datasets (``COURSE_DATASETS_MIRROR`` names a local mirror or base URL).
 
 The environment is marked ready (``.venv/.course-ready``) only after every step succeeded,
 so an interrupted setup is simply redone by the next ``make`` command.
@@ -29,6 +32,7 @@ from includes.runtime.preflight import check_java
 VENV = COURSE_ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 READY = VENV / ".course-ready"
+CLASS_ARCHIVE = VENV / "course-spark-classes.jsa"  # includes.runtime.spark.CLASS_ARCHIVE
 MIN_PYTHON = (3, 11)
 
 def say(message: str) -> None:
@@ -80,6 +84,17 @@ def check_spark_and_delta() -> None:
     say(result.stdout.strip())
 
 
+def write_class_archive() -> None:
+    say("writing the Spark driver's class archive (one representative session)")
+    result = subprocess.run([str(VENV_PYTHON), "-m", "includes.runtime.spark", "archive"],
+                            cwd=COURSE_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:  # not fatal: every session still starts, only slower
+        say("the class archive could not be written, so every Spark session loads its classes itself "
+            "(a few seconds more per start): " + (result.stderr.strip().splitlines() or ["no error output"])[-1])
+    else:
+        say(result.stdout.strip())
+
+
 def install_datasets() -> None:
     mirror = os.environ.get("COURSE_DATASETS_MIRROR")
     say("installing the datasets" + (f" from the mirror {mirror}" if mirror else " (downloading)"))
@@ -94,8 +109,11 @@ def main() -> int:
         if not ready:
             say(f"Python {sys.version.split()[0]}, Java {java}")
             create_venv()
+            CLASS_ARCHIVE.unlink(missing_ok=True)  # a new environment: its classes may differ
             check_spark_and_delta()
             READY.write_text(fingerprint())
+        if not CLASS_ARCHIVE.exists():
+            write_class_archive()
         install_datasets()
         say(describe_numerics())
     except CourseSetupError as exc:
