@@ -425,11 +425,9 @@ class StreamingSGD:
         if this instance wrote or read that version last."""
         if self._cache is not None and self._cache[0] == version:
             return self._cache[1], self._cache[2]
-        pdf = (spark.read.format("delta").option("versionAsOf", version).load(self.path("model"))
-               .select("batch_id", "side", "id", "bias", "factors", "seen").toPandas()
-               .sort_values(["side", "id", "batch_id"]).drop_duplicates(["side", "id"], keep="last"))
-        users, items = (factors_from_pandas(pdf[pdf["side"] == side], "id", self.params.rank)
-                        for side in ("user", "item"))
+        users_df, items_df = self.model_at(spark, version)
+        users = factors_from_df(users_df.orderBy("userId"), "userId", self.params.rank)
+        items = factors_from_df(items_df.orderBy("movieId"), "movieId", self.params.rank)
         self._cache = (version, users, items)
         return users, items
 
