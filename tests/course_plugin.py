@@ -299,12 +299,10 @@ def _cluster_for():
     global _cluster
     if _cluster is None:
         import atexit
-        import tempfile
 
         from includes.tools.cluster import LocalCluster
 
-        workdir = Path(tempfile.mkdtemp(prefix="course-cluster-"))
-        _cluster = LocalCluster(cores=2, memory="4g", workdir=workdir, timeout=180).start()
+        _cluster = LocalCluster(cores=2, memory="4g", timeout=180).start()
         atexit.register(_cluster.stop)  # also when the worker dies without pytest_unconfigure
     return _cluster
 

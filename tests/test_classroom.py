@@ -1,11 +1,15 @@
 """Unit tests of includes.runtime.classroom helpers (one of them starts a JVM)."""
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from includes.paths import COURSE_ROOT, display_path
 from includes.runtime.classroom import claim_working_dir, error_condition
-from includes.runtime.spark import REPRODUCIBLE_JAVA_OPTIONS, delta_package, recorded_jars, session_options
+from includes.runtime.spark import (REPRODUCIBLE_JAVA_OPTIONS, delta_package, driver_class_path, recorded_jars,
+                                    session_options)
 
 
 class FakeJava:
@@ -96,8 +100,14 @@ def test_recorded_jars_are_used_only_when_current_and_present(tmp_path):
     record.write_text(f"io.delta:delta-spark_4.2_2.13:4.4.0\nfile://{jar}\n")
     assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.4.0", record) == [f"file://{jar}"]
     assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.5.0", record) is None  # Delta upgraded
+    # locally the driver reads them from its class path; a cluster's driver serves them to executors
     options = session_options("MLX", "local[1]", tmp_path, jars=[f"file://{jar}"])
+    assert "spark.jars" not in options and "spark.jars.packages" not in options
+    assert driver_class_path("local[1]", [f"file://{jar}", f"file://{jar}.2"]) == f"{jar}:{jar}.2"
+    options = session_options("MLX", "spark://somewhere:7077", tmp_path, jars=[f"file://{jar}"])
     assert options["spark.jars"] == f"file://{jar}" and "spark.jars.packages" not in options
+    assert driver_class_path("spark://somewhere:7077", [f"file://{jar}"]) is None
+    assert driver_class_path("local[1]", None) is None
     assert session_options("MLX", "local[1]", tmp_path)["spark.jars.packages"].startswith("io.delta:delta-spark_")
     jar.unlink()
     assert recorded_jars("io.delta:delta-spark_4.2_2.13:4.4.0", record) is None  # cache cleaned
@@ -154,6 +164,44 @@ def test_make_setup_wrote_a_class_archive_that_a_course_driver_maps(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert probe.returncode == 0 and "rows 3" in probe.stdout, probe.stdout[-2000:] + probe.stderr[-3000:]
     assert probe.stdout.strip().endswith(f"-Xshare:on -XX:SharedArchiveFile={CLASS_ARCHIVE}")
+
+
+def test_a_killed_kernel_leaves_no_driver_jvm_or_spark_scratch_behind(tmp_path):
+    """nbval and Jupyter stop a kernel by killing its whole process group. The driver JVM (in its
+    own session) then sees its stdin close, exits by itself and deletes its scratch folder: it
+    used to die with the kernel and leave /tmp/spark-* (with 120 MB of jars) after every notebook.
+    Locally Delta's jars are on the driver's class path, not copied into that folder."""
+    code = ("import os, signal, sys, tempfile; from pathlib import Path; sys.path.insert(0, sys.argv[1])\n"
+            "from includes.runtime.spark import start_session\n"
+            "from pyspark import SparkContext, SparkFiles\n"
+            "spark = start_session('kill-probe', 'local[1]', sys.argv[2], Path(sys.argv[2]) / 'spark.log')\n"
+            "spark.range(3).write.format('delta').save(sys.argv[2] + '/table')\n"
+            "files = Path(SparkFiles.getRootDirectory())\n"
+            "print('rows', spark.read.format('delta').load(sys.argv[2] + '/table').count(), 'copied jars',\n"
+            "      len(list(files.glob('*.jar'))), 'jvm', SparkContext._gateway.proc.pid, 'scratch', files.parent,\n"
+            "      flush=True)\n"
+            "os.killpg(0, signal.SIGKILL)\n")
+    probe = subprocess.run([sys.executable, "-c", code, str(COURSE_ROOT), str(tmp_path)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert probe.returncode == -signal.SIGKILL and "rows 3 copied jars 0 jvm" in probe.stdout, \
+        probe.stdout[-2000:] + probe.stderr[-3000:]
+    words = probe.stdout.split()
+    jvm, scratch = int(words[words.index("jvm") + 1]), Path(words[words.index("scratch") + 1])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_alive(jvm) or scratch.exists()):
+        time.sleep(0.2)
+    assert not _alive(jvm), f"the driver JVM {jvm} outlived its killed kernel by 60 s"
+    assert not scratch.exists(), f"the driver JVM left its scratch folder {scratch}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited; it only waits for its parent (here: init) to collect it
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 def test_stdout_and_stderr_keep_the_order_they_were_written_in():

@@ -163,7 +163,7 @@ def test_listed_notebooks_run_on_a_cluster_that_is_gone_afterwards(tmp_path):
     sanitised against the stored local[*], and the checks after the set-up cell can fail: a kernel
     that reports another master, a lesson whose application the master does not list (these tiny
     lessons start no Spark session). A notebook that is not listed runs on local[*]. After the run,
-    with a failing cell among them, no process of the cluster is left."""
+    with a failing cell among them, no process of the cluster and no scratch folder is left."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     lesson(notebooks / "NoApp.ipynb", classroom("NoApp"), "1 + 1")
@@ -178,7 +178,9 @@ def test_listed_notebooks_run_on_a_cluster_that_is_gone_afterwards(tmp_path):
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\naddopts = -p no:cacheprovider -p tests.course_plugin\n"
         "course_cluster_notebooks =\n    notebooks/NoApp.ipynb\n    notebooks/Elsewhere.ipynb\n    notebooks/Fails.ipynb\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    scratch = tmp_path / "tmp"  # where the cluster makes its scratch folder (tempfile follows TMPDIR)
+    scratch.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(scratch))
     env.pop("COURSE_SPARK_MASTER", None)
     out = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "notebooks", "-q", "-rf",
                           "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")],
@@ -197,3 +199,4 @@ def test_listed_notebooks_run_on_a_cluster_that_is_gone_afterwards(tmp_path):
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+    assert not list(scratch.glob("course-cluster-*")), "the cluster's scratch folder is still there"

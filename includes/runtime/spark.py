@@ -94,10 +94,12 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }
-    if jars:
-        options["spark.jars"] = ",".join(jars)
-    else:
+    if not jars:
         options["spark.jars.packages"] = delta_package()
+    elif not local:
+        # the driver serves them to the executors; locally they are on the driver's class path
+        # (driver_class_path)
+        options["spark.jars"] = ",".join(jars)
     # Small data: Spark's defaults (200 shuffle partitions, 50 partitions for Delta's log replay,
     # 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead, locally and on
     # a standalone cluster alike.
@@ -121,6 +123,19 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         driver_java_options = f"{driver_java_options} -XX:SharedArchiveFile={CLASS_ARCHIVE}"
     options["spark.driver.extraJavaOptions"] = driver_java_options
     return options
+
+
+def driver_class_path(master: str, jars: list[str] | None) -> str | None:
+    """Locally, where the driver is the only JVM, Delta's recorded jars go on its class path after
+    Spark's own (the launcher's ``SPARK_DIST_CLASSPATH``), or None when they go through ``spark.jars``.
+
+    Through ``spark.jars`` a local session copies the jars (120 MB) into its scratch folder and
+    loads them with a second class loader, on every start. Appended to the class path they are
+    read in place, and a class Spark ships itself still comes from Spark's jar, as with
+    ``spark.jars``. A cluster's executors need ``spark.jars``: the driver serves them the files."""
+    if not jars or not master.startswith("local"):
+        return None
+    return os.pathsep.join(urlparse(jar).path for jar in jars)
 
 
 def configure_python_workers() -> None:
@@ -147,8 +162,23 @@ def start_session(app_name: str, master: str, working_dir: os.PathLike | str, lo
         conf = SparkConf()
         for key, value in options.items():
             conf.set(key, value)
-        with open(log_path, "ab") as log:
-            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        class_path = driver_class_path(master, jars)
+        saved = os.environ.get("SPARK_DIST_CLASSPATH")
+        if class_path:  # launch_gateway hands the JVM a copy of this process's environment
+            os.environ["SPARK_DIST_CLASSPATH"] = class_path
+        try:
+            with open(log_path, "ab") as log:
+                # Its own session: a kernel that is killed (its whole process group at once) still
+                # closes the JVM's stdin, and the JVM then exits by itself and runs Spark's
+                # shutdown hooks, which delete its scratch folders (/tmp/spark-*, blockmgr-*).
+                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT,
+                                                             "start_new_session": True})
+        finally:
+            if class_path:
+                if saved is None:
+                    os.environ.pop("SPARK_DIST_CLASSPATH")
+                else:
+                    os.environ["SPARK_DIST_CLASSPATH"] = saved
         SparkContext._ensure_initialized(gateway=gateway, conf=conf)
     builder = SparkSession.builder
     for key, value in options.items():

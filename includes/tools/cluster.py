@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,6 +62,8 @@ class LocalCluster:
         self.port = port or free_port()
         self.webui_port = free_port()
         self.worker_webui_port = free_port()
+        # a scratch folder of its own (logs, the worker's application folders) goes when it stops
+        self.own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="course-cluster-"))
         self.timeout = timeout
         self.processes: list[subprocess.Popen] = []
@@ -75,7 +78,9 @@ class LocalCluster:
 
     def _start(self, name: str, args: list[str], port: int) -> None:
         env = dict(os.environ, SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP="127.0.0.1",
-                   PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(self.workdir / "worker"))
+                   PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(self.workdir / "worker"),
+                   # the executors' shuffle and block files, inside the scratch folder too
+                   SPARK_LOCAL_DIRS=str(self.workdir / "local"))
         pin_numerics(env)  # the executors' Python workers inherit it from the worker
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as out:
@@ -99,7 +104,7 @@ class LocalCluster:
                         self.worker_webui_port)
             self._wait_for_worker()
         except BaseException:
-            self.stop()
+            self.stop_processes()  # the logs stay: the error names one
             raise
         return self
 
@@ -120,6 +125,12 @@ class LocalCluster:
         raise CourseSetupError(f"No worker registered with {self.url} within {self.timeout:.0f} s")
 
     def stop(self) -> None:
+        """Stop the worker and the master, then delete the scratch folder if this cluster made it."""
+        self.stop_processes()
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def stop_processes(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
