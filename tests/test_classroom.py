@@ -8,8 +8,8 @@ from pathlib import Path
 
 from includes.paths import COURSE_ROOT, display_path
 from includes.runtime.classroom import claim_working_dir, error_condition
-from includes.runtime.spark import (REPRODUCIBLE_JAVA_OPTIONS, delta_package, driver_class_path, recorded_jars,
-                                    session_options)
+from includes.runtime.spark import (REPRODUCIBLE_JAVA_OPTIONS, SHORT_LIVED_JIT_OPTIONS, delta_package,
+                                    driver_class_path, recorded_jars, session_options)
 
 
 class FakeJava:
@@ -69,16 +69,16 @@ def test_every_course_jvm_gets_the_reproducible_vector_width(tmp_path, monkeypat
     monkeypatch.setenv("COURSE_DRIVER_JAVA_OPTIONS", "-XX:MaxVectorSize=64 -Xss4m")
     local = session_options("MLX", "local[2]", tmp_path, jars=["x.jar"])
     # the course's options first, so that the user's own (here a wider vector) win
-    assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:MaxVectorSize=64 -Xss4m"
+    assert local["spark.driver.extraJavaOptions"] == f"-XX:MaxVectorSize=32 {SHORT_LIVED_JIT_OPTIONS} -XX:MaxVectorSize=64 -Xss4m"
     monkeypatch.delenv("COURSE_DRIVER_JAVA_OPTIONS")
     local = session_options("MLX", "local[2]", tmp_path, jars=["x.jar"])
-    assert local["spark.driver.extraJavaOptions"] == "-XX:MaxVectorSize=32 -XX:+UseParallelGC"
+    assert local["spark.driver.extraJavaOptions"] == f"-XX:MaxVectorSize=32 {SHORT_LIVED_JIT_OPTIONS} -XX:+UseParallelGC"
     cluster = session_options("MLX", "spark://somewhere:7077", tmp_path, jars=["x.jar"])
-    assert cluster["spark.driver.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
+    assert cluster["spark.driver.extraJavaOptions"] == f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
     # locally the partition count does not follow the core count (a cluster keeps its own)
     assert session_options("MLX", "local[*]", tmp_path, jars=["x.jar"])["spark.default.parallelism"] == "2"
     assert "spark.default.parallelism" not in cluster
-    assert cluster["spark.executor.extraJavaOptions"] == REPRODUCIBLE_JAVA_OPTIONS
+    assert cluster["spark.executor.extraJavaOptions"] == f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
 
 
 def test_small_data_partition_counts_hold_on_every_master(tmp_path, monkeypatch):

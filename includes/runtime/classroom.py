@@ -19,8 +19,9 @@ Environment variables (all optional):
   course's datasets are small).
 - ``COURSE_DRIVER_MEMORY``: ``spark.driver.memory`` for local runs (default ``4g``).
 - ``COURSE_DRIVER_JAVA_OPTIONS``: JVM options of the local driver (default: the parallel GC;
-  set it empty for the JVM's defaults). They come after :data:`REPRODUCIBLE_JAVA_OPTIONS`,
-  which every course JVM gets (driver and executors), so an option given here wins.
+  set it empty for the JVM's defaults). They come after :data:`REPRODUCIBLE_JAVA_OPTIONS` and
+  :data:`SHORT_LIVED_JIT_OPTIONS`, which every course JVM gets (driver and executors), so an
+  option given here wins.
 """
 
 from __future__ import annotations

@@ -36,6 +36,14 @@ from urllib.parse import urlparse
 # machine and 220.49 on another). Capping vectors at 256 bits makes every x86-64 machine with AVX2 or AVX-512
 # compute exactly the numbers stored in the notebooks.
 REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
+# A course JVM lives for one lesson, and half of its CPU went to the JIT compilers: C2 alone took
+# 23 of ML07's 55 JVM CPU-seconds, recompiling Spark's planning code that runs a few thousand
+# times. Raising C2's (tier 4) thresholds 30-fold leaves that code to C1 and still gives C2 the
+# loops that run millions of times (ALS, tree induction). Measured alone, CPU-seconds per notebook
+# (wall about the same): ML07 62 -> 43-45, ML08 105 -> 93, ML16 177 -> 160; C1 only
+# (-XX:TieredStopAtLevel=1) costs ML16 253.
+SHORT_LIVED_JIT_OPTIONS = ("-XX:Tier4InvocationThreshold=150000 -XX:Tier4MinInvocationThreshold=18000 "
+                           "-XX:Tier4CompileThreshold=450000 -XX:Tier4BackEdgeThreshold=1200000")
 DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 DEFAULT_SHUFFLE_PARTITIONS = 8
 # Locally, Spark's default parallelism is the core count: it decides how many partitions
@@ -106,7 +114,7 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
     options["spark.sql.shuffle.partitions"] = shuffle
     options["spark.databricks.delta.snapshotPartitions"] = shuffle
     options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
-    driver_java_options = REPRODUCIBLE_JAVA_OPTIONS
+    driver_java_options = f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
     if local:
         options["spark.default.parallelism"] = str(LOCAL_DEFAULT_PARALLELISM)
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
@@ -116,7 +124,7 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         own = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
         driver_java_options = f"{driver_java_options} {own}".strip()
     else:
-        options["spark.executor.extraJavaOptions"] = REPRODUCIBLE_JAVA_OPTIONS
+        options["spark.executor.extraJavaOptions"] = f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
     if archive_to is not None:
         driver_java_options = f"{driver_java_options} -XX:ArchiveClassesAtExit={archive_to}"
     elif CLASS_ARCHIVE.is_file():
