@@ -105,8 +105,8 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
     if not jars:
         options["spark.jars.packages"] = delta_package()
     elif not local:
-        # the driver serves them to the executors; locally they are on the driver's class path
-        # (driver_class_path)
+        # for the executors, which the driver serves them to; the driver itself has them on its
+        # class path (driver_class_path)
         options["spark.jars"] = ",".join(jars)
     # Small data: Spark's defaults (200 shuffle partitions, 50 partitions for Delta's log replay,
     # 10000 tasks for the file listing VACUUM runs) cost minutes in task overhead, locally and on
@@ -133,15 +133,17 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
     return options
 
 
-def driver_class_path(master: str, jars: list[str] | None) -> str | None:
-    """Locally, where the driver is the only JVM, Delta's recorded jars go on its class path after
-    Spark's own (the launcher's ``SPARK_DIST_CLASSPATH``), or None when they go through ``spark.jars``.
+def driver_class_path(jars: list[str] | None) -> str | None:
+    """The driver's extra class path: Delta's recorded jars, after Spark's own (the launcher's
+    ``SPARK_DIST_CLASSPATH``), or None without a record (Ivy then resolves the package).
 
-    Through ``spark.jars`` a local session copies the jars (120 MB) into its scratch folder and
-    loads them with a second class loader, on every start. Appended to the class path they are
+    Through ``spark.jars`` a local session copied the jars (120 MB) into its scratch folder and
+    loaded them with a second class loader, on every start. Appended to the class path they are
     read in place, and a class Spark ships itself still comes from Spark's jar, as with
-    ``spark.jars``. A cluster's executors need ``spark.jars``: the driver serves them the files."""
-    if not jars or not master.startswith("local"):
+    ``spark.jars``. The driver has the same class path on every master, so the class archive
+    make setup writes locally fits a cluster's driver too; a cluster's executors get the jars
+    through ``spark.jars`` (the driver serves them the files)."""
+    if not jars:
         return None
     return os.pathsep.join(urlparse(jar).path for jar in jars)
 
@@ -170,7 +172,7 @@ def start_session(app_name: str, master: str, working_dir: os.PathLike | str, lo
         conf = SparkConf()
         for key, value in options.items():
             conf.set(key, value)
-        class_path = driver_class_path(master, jars)
+        class_path = driver_class_path(jars)
         saved = os.environ.get("SPARK_DIST_CLASSPATH")
         if class_path:  # launch_gateway hands the JVM a copy of this process's environment
             os.environ["SPARK_DIST_CLASSPATH"] = class_path
