@@ -10,6 +10,7 @@ from includes.paths import COURSE_ROOT, display_path
 from includes.runtime.classroom import claim_working_dir, error_condition
 from includes.runtime.spark import (REPRODUCIBLE_JAVA_OPTIONS, SHORT_LIVED_JIT_OPTIONS, delta_package,
                                     driver_class_path, recorded_jars, session_options)
+from tests.conftest import pid_alive
 
 
 class FakeJava:
@@ -187,20 +188,10 @@ def test_a_killed_kernel_leaves_no_driver_jvm_or_spark_scratch_behind(tmp_path):
     words = probe.stdout.split()
     jvm, scratch = int(words[words.index("jvm") + 1]), Path(words[words.index("scratch") + 1])
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (_alive(jvm) or scratch.exists()):
+    while time.monotonic() < deadline and (pid_alive(jvm) or scratch.exists()):
         time.sleep(0.2)
-    assert not _alive(jvm), f"the driver JVM {jvm} outlived its killed kernel by 60 s"
+    assert not pid_alive(jvm), f"the driver JVM {jvm} outlived its killed kernel by 60 s"
     assert not scratch.exists(), f"the driver JVM left its scratch folder {scratch}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie has exited; it only waits for its parent (here: init) to collect it
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 def test_stdout_and_stderr_keep_the_order_they_were_written_in():
