@@ -44,6 +44,8 @@ REPRODUCIBLE_JAVA_OPTIONS = "-XX:MaxVectorSize=32"
 # (-XX:TieredStopAtLevel=1) costs ML16 253.
 SHORT_LIVED_JIT_OPTIONS = ("-XX:Tier4InvocationThreshold=150000 -XX:Tier4MinInvocationThreshold=18000 "
                            "-XX:Tier4CompileThreshold=450000 -XX:Tier4BackEdgeThreshold=1200000")
+# what every course JVM gets, driver and executors
+COURSE_JVM_OPTIONS = f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
 DEFAULT_DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 DEFAULT_SHUFFLE_PARTITIONS = 8
 # Locally, Spark's default parallelism is the core count: it decides how many partitions
@@ -114,7 +116,7 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
     options["spark.sql.shuffle.partitions"] = shuffle
     options["spark.databricks.delta.snapshotPartitions"] = shuffle
     options["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = shuffle
-    driver_java_options = f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
+    driver_java_options = COURSE_JVM_OPTIONS
     if local:
         options["spark.default.parallelism"] = str(LOCAL_DEFAULT_PARALLELISM)
         options["spark.driver.memory"] = os.environ.get("COURSE_DRIVER_MEMORY", "4g")
@@ -124,7 +126,7 @@ def session_options(app_name: str, master: str, working_dir: Path, jars: list[st
         own = os.environ.get("COURSE_DRIVER_JAVA_OPTIONS", DEFAULT_DRIVER_JAVA_OPTIONS)
         driver_java_options = f"{driver_java_options} {own}".strip()
     else:
-        options["spark.executor.extraJavaOptions"] = f"{REPRODUCIBLE_JAVA_OPTIONS} {SHORT_LIVED_JIT_OPTIONS}"
+        options["spark.executor.extraJavaOptions"] = COURSE_JVM_OPTIONS
     if archive_to is not None:
         driver_java_options = f"{driver_java_options} -XX:ArchiveClassesAtExit={archive_to}"
     elif CLASS_ARCHIVE.is_file():
